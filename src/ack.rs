@@ -1,0 +1,218 @@
+//! Acknowledgement: deleting finished messages in batches, moving rejected and failed ones to
+//! the dead-letter queue with their reason, sending results, and changing visibility for
+//! heartbeats, retries and release on shutdown.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageAttributeValue, SendMessageBatchRequestEntry};
+use tokio::task::JoinHandle;
+
+use crate::aws::{self, AwsCallError, Clients};
+use crate::batch::Batcher;
+use crate::intake::Received;
+use crate::metrics::Metrics;
+use crate::outcome::Outcome;
+
+/// Attempts at a batch entry that SQS reported as failed before giving up on it.
+const ENTRY_ATTEMPTS: usize = 3;
+
+/// SQS allows ten message attributes; two are ours.
+const MAX_PRODUCER_ATTRIBUTES: usize = 8;
+
+/// Reasons are cut to this length in the dead-letter attribute.
+const MAX_REASON: usize = 1024;
+
+/// A message to send, with attributes.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The body.
+    pub body: String,
+    /// Message attributes.
+    pub attributes: Vec<(String, MessageAttributeValue)>,
+}
+
+/// The batchers and direct calls of acknowledgement.
+#[derive(Clone)]
+pub struct Acknowledger {
+    clients: Clients,
+    metrics: Metrics,
+    intake_url: String,
+    deletes: Batcher<String>,
+    dead_letters: Batcher<Outgoing>,
+    results: Option<Batcher<Outgoing>>,
+}
+
+impl Acknowledger {
+    /// Starts the batchers; the returned tasks end once every clone of the acknowledger is gone
+    /// and their queues are flushed.
+    pub fn start(
+        clients: &Clients,
+        metrics: &Metrics,
+        intake_url: &str,
+        dead_letter_url: &str,
+        results_url: Option<&str>,
+    ) -> (Self, Vec<JoinHandle<()>>) {
+        let mut tasks = Vec::new();
+        let (deletes, task) = {
+            let (clients, metrics, url) = (clients.clone(), metrics.clone(), intake_url.to_owned());
+            Batcher::spawn(move |handles| delete_batch(clients.clone(), metrics.clone(), url.clone(), handles))
+        };
+        tasks.push(task);
+        let sender = |url: &str| {
+            let (clients, metrics, url) = (clients.clone(), metrics.clone(), url.to_owned());
+            Batcher::spawn(move |messages| send_batch(clients.clone(), metrics.clone(), url.clone(), messages))
+        };
+        let (dead_letters, task) = sender(dead_letter_url);
+        tasks.push(task);
+        let results = results_url.map(|url| {
+            let (batcher, task) = sender(url);
+            tasks.push(task);
+            batcher
+        });
+        let acknowledger = Self {
+            clients: clients.clone(),
+            metrics: metrics.clone(),
+            intake_url: intake_url.to_owned(),
+            deletes,
+            dead_letters,
+            results,
+        };
+        (acknowledger, tasks)
+    }
+
+    /// Deletes the message from the intake queue.
+    pub async fn delete(&self, message: &Received) -> Result<(), String> {
+        self.deletes.submit(message.receipt_handle.clone()).await?;
+        self.metrics.messages_deleted.inc();
+        Ok(())
+    }
+
+    /// Sends the original body and attributes, plus the outcome and reason, to the dead-letter
+    /// queue. The caller deletes the intake message only after this succeeded.
+    pub async fn dead_letter(&self, message: &Received, outcome: Outcome, reason: &str) -> Result<(), String> {
+        let mut attributes: Vec<(String, MessageAttributeValue)> = message
+            .attributes
+            .iter()
+            .filter(|(name, _)| !name.starts_with("rootwarden-"))
+            .take(MAX_PRODUCER_ATTRIBUTES)
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let reason: String = reason.chars().take(MAX_REASON).collect();
+        attributes.push(("rootwarden-outcome".into(), string_attribute(outcome.as_str())));
+        attributes.push(("rootwarden-reason".into(), string_attribute(if reason.is_empty() { "-" } else { &reason })));
+        self.dead_letters.submit(Outgoing { body: message.body.clone(), attributes }).await?;
+        self.metrics.messages_dead_lettered.with_label_values(&[outcome.as_str()]).inc();
+        Ok(())
+    }
+
+    /// Sends a result to the results queue, when one is configured.
+    pub async fn send_result(&self, result_json: String) -> Result<(), String> {
+        match &self.results {
+            Some(results) => results.submit(Outgoing { body: result_json, attributes: Vec::new() }).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Sets the message's visibility (heartbeat, retry backoff, or 0 to release it).
+    pub async fn set_visibility(&self, message: &Received, timeout: Duration) -> Result<(), AwsCallError> {
+        let request = self
+            .clients
+            .sqs
+            .change_message_visibility()
+            .queue_url(&self.intake_url)
+            .receipt_handle(&message.receipt_handle)
+            .visibility_timeout(timeout.as_secs().min(43_200) as i32)
+            .send();
+        aws::call(&self.metrics, "sqs", "ChangeMessageVisibility", request).await.map(|_| ())
+    }
+}
+
+fn string_attribute(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set")
+}
+
+/// One DeleteMessageBatch, retrying the entries SQS reports as failed (they are counted, never
+/// ignored).
+async fn delete_batch(clients: Clients, metrics: Metrics, url: String, handles: Vec<String>) -> Vec<Result<(), String>> {
+    let mut results: Vec<Result<(), String>> = vec![Err("not attempted".into()); handles.len()];
+    let mut pending: Vec<usize> = (0..handles.len()).collect();
+    for _ in 0..ENTRY_ATTEMPTS {
+        if pending.is_empty() {
+            break;
+        }
+        let entries = pending.iter().map(|&i| {
+            DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(&handles[i]).build().expect("fields set")
+        });
+        let request = clients.sqs.delete_message_batch().queue_url(&url).set_entries(Some(entries.collect())).send();
+        match aws::call(&metrics, "sqs", "DeleteMessageBatch", request).await {
+            Ok(output) => {
+                for entry in output.successful() {
+                    if let Ok(i) = entry.id().parse::<usize>() {
+                        results[i] = Ok(());
+                    }
+                }
+                pending = output
+                    .failed()
+                    .iter()
+                    .filter_map(|entry| {
+                        let i = entry.id().parse::<usize>().ok()?;
+                        metrics.delete_failures.inc();
+                        results[i] = Err(format!("DeleteMessageBatch entry failed with {}", entry.code()));
+                        // A sender fault (an invalid receipt handle) will fail the same way again.
+                        (!entry.sender_fault()).then_some(i)
+                    })
+                    .collect();
+            }
+            Err(error) => {
+                for &i in &pending {
+                    results[i] = Err(error.to_string());
+                }
+            }
+        }
+    }
+    results
+}
+
+/// One SendMessageBatch, retrying the entries SQS reports as failed.
+async fn send_batch(clients: Clients, metrics: Metrics, url: String, messages: Vec<Outgoing>) -> Vec<Result<(), String>> {
+    let mut results: Vec<Result<(), String>> = vec![Err("not attempted".into()); messages.len()];
+    let mut pending: Vec<usize> = (0..messages.len()).collect();
+    for _ in 0..ENTRY_ATTEMPTS {
+        if pending.is_empty() {
+            break;
+        }
+        let entries = pending.iter().map(|&i| {
+            let message = &messages[i];
+            let mut entry = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(&message.body);
+            for (name, value) in &message.attributes {
+                entry = entry.message_attributes(name, value.clone());
+            }
+            entry.build().expect("fields set")
+        });
+        let request = clients.sqs.send_message_batch().queue_url(&url).set_entries(Some(entries.collect())).send();
+        match aws::call(&metrics, "sqs", "SendMessageBatch", request).await {
+            Ok(output) => {
+                for entry in output.successful() {
+                    if let Ok(i) = entry.id().parse::<usize>() {
+                        results[i] = Ok(());
+                    }
+                }
+                pending = output
+                    .failed()
+                    .iter()
+                    .filter_map(|entry| {
+                        let i = entry.id().parse::<usize>().ok()?;
+                        results[i] = Err(format!("SendMessageBatch entry failed with {}", entry.code()));
+                        (!entry.sender_fault()).then_some(i)
+                    })
+                    .collect();
+            }
+            Err(error) => {
+                for &i in &pending {
+                    results[i] = Err(error.to_string());
+                }
+            }
+        }
+    }
+    results
+}

@@ -1,0 +1,93 @@
+//! Natural batching of SQS writes: requests that arrive while a batch call is in flight are
+//! sent together in the next one (up to SQS's 10 entries), so batches fill under load and a
+//! lone request is never held back by a timer.
+
+use std::future::Future;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// SQS batch calls take at most ten entries.
+pub const MAX_BATCH: usize = 10;
+
+type Request<T> = (T, oneshot::Sender<Result<(), String>>);
+
+/// A handle to submit entries; the flushing task ends when every handle is dropped and the
+/// queue is drained, which is how shutdown flushes what is pending.
+#[derive(Debug)]
+pub struct Batcher<T> {
+    sender: mpsc::UnboundedSender<Request<T>>,
+}
+
+impl<T> Clone for Batcher<T> {
+    fn clone(&self) -> Self {
+        Self { sender: self.sender.clone() }
+    }
+}
+
+impl<T: Send + 'static> Batcher<T> {
+    /// Starts the flushing task. `flush` gets up to ten entries and returns one result per entry,
+    /// in order.
+    pub fn spawn<F, Fut>(flush: F) -> (Self, JoinHandle<()>)
+    where
+        F: Fn(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<Result<(), String>>> + Send,
+    {
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Request<T>>();
+        let task = tokio::spawn(async move {
+            while let Some(first) = receiver.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(request) => batch.push(request),
+                        Err(_) => break,
+                    }
+                }
+                let (entries, replies): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
+                let mut results = flush(entries).await.into_iter();
+                for reply in replies {
+                    let result = results.next().unwrap_or_else(|| Err("the batch returned no result".into()));
+                    // The submitter may have given up waiting; its loss.
+                    let _ = reply.send(result);
+                }
+            }
+        });
+        (Self { sender }, task)
+    }
+
+    /// Queues `entry` for the next batch and waits for its own result.
+    pub async fn submit(&self, entry: T) -> Result<(), String> {
+        let (reply, result) = oneshot::channel();
+        self.sender.send((entry, reply)).map_err(|_| "the batcher has stopped".to_owned())?;
+        result.await.map_err(|_| "the batcher dropped the entry".to_owned())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[tokio::test]
+    async fn entries_waiting_together_share_a_call() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let (batcher, task) = Batcher::spawn(move |entries: Vec<u32>| {
+            seen.lock().unwrap().push(entries.len());
+            async move { entries.iter().map(|e| if e % 7 == 0 { Err(format!("{e} failed")) } else { Ok(()) }).collect() }
+        });
+        let results = futures::future::join_all((1..=25).map(|n| {
+            let batcher = batcher.clone();
+            async move { batcher.submit(n).await }
+        }))
+        .await;
+        assert_eq!(results.iter().filter(|r| r.is_err()).count(), 3);
+        assert_eq!(results[6], Err("7 failed".into()));
+        drop(batcher);
+        task.await.unwrap();
+        let sizes = sizes.lock().unwrap();
+        assert_eq!(sizes.iter().sum::<usize>(), 25);
+        assert!(sizes.iter().all(|&n| n <= MAX_BATCH));
+        assert!(sizes.len() < 25, "entries submitted together were batched: {sizes:?}");
+    }
+}

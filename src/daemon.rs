@@ -1,0 +1,294 @@
+//! The daemon: the intake poller feeding a bounded worker pool, the telemetry listener, the
+//! queue-depth poller, and the drain on shutdown. Shutdown is a parameter (a cancellation
+//! token); only the binary's entry point listens to signals.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_credential_types::Credentials;
+use aws_sdk_sqs::types::QueueAttributeName;
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::ack::Acknowledger;
+use crate::aws::{self, Clients};
+use crate::config::Config;
+use crate::http::{self, Health};
+use crate::intake;
+use crate::metrics::Metrics;
+use crate::policy::{AccountLimiter, Organization, PolicyHandle};
+use crate::sessions::SessionCache;
+use crate::systemd;
+use crate::worker::{self, WorkerContext};
+
+/// A configured daemon, its listener bound, ready to run.
+pub struct Daemon {
+    config: Config,
+    clients: Clients,
+    metrics: Metrics,
+    policy: PolicyHandle,
+    listener: TcpListener,
+    health: Arc<Health>,
+}
+
+/// Runs the daemon with AWS credentials from the SDK's standard chain until `shutdown` is
+/// cancelled and the drain is over.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    Daemon::new(config, None).await?.run(shutdown).await
+}
+
+impl Daemon {
+    /// Builds the clients and binds the telemetry listener. `credentials` replaces the standard
+    /// chain (tests).
+    pub async fn new(config: Config, credentials: Option<Credentials>) -> anyhow::Result<Self> {
+        config.validate()?;
+        let clients = Clients::new(aws::sdk_config(&config.aws, credentials).await);
+        let listener = TcpListener::bind(&config.telemetry.listen)
+            .await
+            .with_context(|| format!("binding the telemetry listener on {}", config.telemetry.listen))?;
+        // The poller may legitimately wait a whole long poll, then a whole visibility timeout
+        // for a free worker, before it beats again.
+        let silence = config.intake.wait_time + config.intake.visibility_timeout + Duration::from_secs(30);
+        Ok(Self {
+            policy: PolicyHandle::new(config.policy.clone()),
+            metrics: Metrics::new(),
+            health: Arc::new(Health::new(silence)),
+            config,
+            clients,
+            listener,
+        })
+    }
+
+    /// The metrics registry (tests read it directly).
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
+    /// The policy in force, for SIGHUP reloads.
+    pub fn policy(&self) -> PolicyHandle {
+        self.policy.clone()
+    }
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Takes jobs until `shutdown` is cancelled, then drains within `shutdown.grace`.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Daemon { config, clients, metrics, policy, listener, health } = self;
+        let intake_url = config.intake.queue_url.clone().context("intake.queue_url is required")?;
+        let dead_letter_url =
+            config.intake.dead_letter_queue_url.clone().context("intake.dead_letter_queue_url is required")?;
+
+        let stop_listener = CancellationToken::new();
+        let listener_task =
+            tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), stop_listener.clone()));
+        let (acknowledger, flushers) =
+            Acknowledger::start(&clients, &metrics, &intake_url, &dead_letter_url, config.results.queue_url.as_deref());
+        let hard_stop = CancellationToken::new();
+        let context = Arc::new(WorkerContext {
+            sessions: SessionCache::new(&clients, config.sessions.clone(), config.policy.assume_root_rate, metrics.clone()),
+            organization: Organization::new(clients.clone(), metrics.clone()),
+            accounts: AccountLimiter::new(config.workers.per_account),
+            acknowledger,
+            hard_stop: hard_stop.clone(),
+            config: config.clone(),
+            clients: clients.clone(),
+            metrics: metrics.clone(),
+            policy,
+        });
+
+        let background = TaskTracker::new();
+        if wait_until_ready(&context, &intake_url, &shutdown).await {
+            health.set_ready(true);
+            systemd::ready();
+            tracing::info!(concurrency = config.workers.concurrency, "rootwarden is taking jobs.");
+            background.spawn(poll_queue_depths(config.clone(), clients.clone(), metrics.clone(), shutdown.clone()));
+            if let Some(period) = systemd::watchdog_period() {
+                background.spawn(feed_watchdog(period, health.clone(), shutdown.clone()));
+            }
+            let workers = TaskTracker::new();
+            poll(&context, &intake_url, &health, &workers, &shutdown).await;
+            health.set_ready(false);
+            systemd::stopping();
+            drain(&workers, &hard_stop, config.shutdown.grace).await;
+        }
+
+        // Every worker is done: dropping the last context flushes the batchers.
+        drop(context);
+        for flusher in flushers {
+            let _ = flusher.await;
+        }
+        background.close();
+        background.wait().await;
+        stop_listener.cancel();
+        let _ = listener_task.await;
+        tracing::info!("rootwarden stopped.");
+        Ok(())
+    }
+}
+
+/// Waits until the intake queue answers (and reads the organization features, which readiness
+/// includes). Returns false if shutdown came first.
+async fn wait_until_ready(context: &WorkerContext, intake_url: &str, shutdown: &CancellationToken) -> bool {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let request = context
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(intake_url)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .send();
+        let intake = aws::call(&context.metrics, "sqs", "GetQueueAttributes", request).await;
+        let features = context.organization.features().await;
+        match (intake, features) {
+            (Ok(_), Ok(features)) => {
+                tracing::info!(features = ?features, "The intake queue answers and the organization features were read.");
+                return true;
+            }
+            (Err(error), _) => tracing::warn!(%error, "The intake queue does not answer yet."),
+            (_, Err(error)) => tracing::warn!(error = ?error, "The organization features could not be read yet."),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Receives only as many messages as there are free workers, so nothing waits in a local
+/// buffer while its visibility runs out.
+async fn poll(
+    context: &Arc<WorkerContext>,
+    intake_url: &str,
+    health: &Health,
+    workers: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    let config = &context.config;
+    let pool = Arc::new(Semaphore::new(config.workers.concurrency));
+    // Waiting for a full batch of free workers keeps receives (and so SQS calls) at ten
+    // messages each under load; an idle pool has them free at once.
+    let batch = config.workers.concurrency.min(10);
+    let mut error_delay = Duration::from_millis(250);
+    loop {
+        let mut permits = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            permits = free_workers(&pool, batch, health) => permits,
+        };
+        health.beat();
+        let received = tokio::select! {
+            // Abandoning a long poll is safe: a message it was about to return stays invisible
+            // only for its visibility timeout, then another replica takes it.
+            _ = shutdown.cancelled() => return,
+            received = intake::receive(&context.clients, &context.metrics, intake_url, permits.num_permits(), config.intake.wait_time) => received,
+        };
+        match received {
+            Ok(messages) => {
+                error_delay = Duration::from_millis(250);
+                for message in messages {
+                    let permit = permits.split(1).expect("one permit per received message");
+                    let context = context.clone();
+                    workers.spawn(async move {
+                        worker::handle(message, context).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Receiving from the intake queue failed; trying again shortly.");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(error_delay) => {}
+                }
+                error_delay = (error_delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Waits for `batch` free workers, beating the liveness clock while it waits.
+async fn free_workers(pool: &Arc<Semaphore>, batch: usize, health: &Health) -> OwnedSemaphorePermit {
+    let acquire = pool.clone().acquire_many_owned(batch as u32);
+    tokio::pin!(acquire);
+    loop {
+        tokio::select! {
+            permits = &mut acquire => return permits.expect("the worker pool is never closed"),
+            _ = tokio::time::sleep(Duration::from_secs(5)) => health.beat(),
+        }
+    }
+}
+
+/// Lets running jobs finish within `grace`; then tells the rest to release their messages.
+async fn drain(workers: &TaskTracker, hard_stop: &CancellationToken, grace: Duration) {
+    workers.close();
+    let running = workers.len();
+    if running > 0 {
+        tracing::info!(running, grace_s = grace.as_secs(), "Stopped receiving; waiting for running jobs to finish.");
+    }
+    if tokio::time::timeout(grace, workers.wait()).await.is_err() {
+        tracing::warn!(running = workers.len(), "The shutdown grace ran out; releasing the messages of unfinished jobs.");
+        hard_stop.cancel();
+        workers.wait().await;
+    }
+}
+
+/// Reads queue depths for `rootwarden_queue_messages`, so backlog and dead-letter depth are on
+/// the dashboard without a CloudWatch data source.
+async fn poll_queue_depths(config: Config, clients: Clients, metrics: Metrics, shutdown: CancellationToken) {
+    let queues: Vec<(&str, String)> = [
+        ("intake", config.intake.queue_url.clone()),
+        ("dead_letter", config.intake.dead_letter_queue_url.clone()),
+        ("results", config.results.queue_url.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(name, url)| url.map(|url| (name, url)))
+    .collect();
+    let mut ticker = tokio::time::interval(config.telemetry.queue_metrics_interval);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        for (queue, url) in &queues {
+            let request = clients
+                .sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+                .send();
+            let Ok(output) = aws::call(&metrics, "sqs", "GetQueueAttributes", request).await else { continue };
+            let attributes = output.attributes.unwrap_or_default();
+            for (state, name) in [
+                ("visible", QueueAttributeName::ApproximateNumberOfMessages),
+                ("in_flight", QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+                ("delayed", QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+            ] {
+                if let Some(count) = attributes.get(&name).and_then(|v| v.parse::<i64>().ok()) {
+                    metrics.queue_messages.with_label_values(&[queue, state]).set(count);
+                }
+            }
+        }
+    }
+}
+
+/// Feeds the systemd watchdog while the poller is alive; a stalled poller lets systemd restart
+/// the service.
+async fn feed_watchdog(period: Duration, health: Arc<Health>, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => if health.is_alive() { systemd::watchdog() },
+        }
+    }
+}

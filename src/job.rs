@@ -1,0 +1,482 @@
+//! The v1 job message: strict parsing and validation of what upstream systems post.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// One of the five AWS managed root task policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Task {
+    /// Read the root user's credentials.
+    #[serde(rename = "IAMAuditRootUserCredentials")]
+    AuditRootUserCredentials,
+    /// Delete chosen root credentials.
+    #[serde(rename = "IAMDeleteRootUserCredentials")]
+    DeleteRootUserCredentials,
+    /// Allow password recovery (a login profile without a password).
+    #[serde(rename = "IAMCreateRootUserPassword")]
+    CreateRootUserPassword,
+    /// Remove a bucket policy that locks everyone out.
+    #[serde(rename = "S3UnlockBucketPolicy")]
+    S3UnlockBucketPolicy,
+    /// Remove a queue policy that locks everyone out.
+    #[serde(rename = "SQSUnlockQueuePolicy")]
+    SqsUnlockQueuePolicy,
+}
+
+/// The organization feature a task's root session needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrganizationFeature {
+    /// Needed by the three IAM tasks.
+    RootCredentialsManagement,
+    /// Needed by the S3 and SQS unlock tasks.
+    RootSessions,
+}
+
+impl OrganizationFeature {
+    /// The name `iam:ListOrganizationsFeatures` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RootCredentialsManagement => "RootCredentialsManagement",
+            Self::RootSessions => "RootSessions",
+        }
+    }
+}
+
+impl Task {
+    /// All tasks, in the order of the design table.
+    pub const ALL: [Task; 5] = [
+        Task::AuditRootUserCredentials,
+        Task::DeleteRootUserCredentials,
+        Task::CreateRootUserPassword,
+        Task::S3UnlockBucketPolicy,
+        Task::SqsUnlockQueuePolicy,
+    ];
+
+    /// The exact task string of the job contract and of the AWS policy name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::AuditRootUserCredentials => "IAMAuditRootUserCredentials",
+            Task::DeleteRootUserCredentials => "IAMDeleteRootUserCredentials",
+            Task::CreateRootUserPassword => "IAMCreateRootUserPassword",
+            Task::S3UnlockBucketPolicy => "S3UnlockBucketPolicy",
+            Task::SqsUnlockQueuePolicy => "SQSUnlockQueuePolicy",
+        }
+    }
+
+    /// The AWS managed task policy; always derived from the task, never taken from a message.
+    pub fn policy_arn(self) -> String {
+        format!("arn:aws:iam::aws:policy/root-task/{}", self.as_str())
+    }
+
+    /// The organization feature without which AssumeRoot refuses this task.
+    pub fn feature(self) -> OrganizationFeature {
+        match self {
+            Task::S3UnlockBucketPolicy | Task::SqsUnlockQueuePolicy => OrganizationFeature::RootSessions,
+            _ => OrganizationFeature::RootCredentialsManagement,
+        }
+    }
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Task {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Task::ALL
+            .into_iter()
+            .find(|task| task.as_str() == text)
+            .ok_or_else(|| format!("`{text}` is not one of the five root tasks"))
+    }
+}
+
+/// A kind of root credential that IAMDeleteRootUserCredentials can remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// The console password (login profile).
+    Password,
+    /// Access keys.
+    AccessKeys,
+    /// X.509 signing certificates.
+    SigningCertificates,
+    /// MFA devices (deactivated).
+    MfaDevices,
+}
+
+impl CredentialKind {
+    /// All kinds: the default of a delete job.
+    pub const ALL: [CredentialKind; 4] = [
+        CredentialKind::Password,
+        CredentialKind::AccessKeys,
+        CredentialKind::SigningCertificates,
+        CredentialKind::MfaDevices,
+    ];
+
+    /// The name used in jobs, findings and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Password => "password",
+            CredentialKind::AccessKeys => "access_keys",
+            CredentialKind::SigningCertificates => "signing_certificates",
+            CredentialKind::MfaDevices => "mfa_devices",
+        }
+    }
+}
+
+/// What a task acts on, beyond the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The root user itself (audit, password recovery).
+    RootUser,
+    /// The root user's credentials of these kinds (delete).
+    Credentials(Vec<CredentialKind>),
+    /// An S3 bucket.
+    Bucket(String),
+    /// An SQS queue, by URL.
+    Queue(String),
+}
+
+/// A validated v1 job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// The producer's idempotency key.
+    pub job_id: String,
+    /// The member account acted on.
+    pub account_id: String,
+    /// The root task.
+    pub task: Task,
+    /// What the task acts on.
+    pub target: Target,
+    /// The resource's region; `None` means the daemon's.
+    pub region: Option<String>,
+    /// Who asked (free text from the producer).
+    pub requested_by: Option<String>,
+    /// The change ticket approving the job.
+    pub ticket: Option<String>,
+    /// Only read, and report what would change.
+    pub dry_run: bool,
+}
+
+/// The wire form, exactly as posted; unknown fields are refused.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobMessage {
+    /// Contract version; only 1 exists.
+    pub version: u32,
+    /// See [`Job::job_id`].
+    pub job_id: String,
+    /// See [`Job::account_id`].
+    pub account_id: String,
+    /// See [`Job::task`].
+    pub task: String,
+    /// Required for S3UnlockBucketPolicy only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// Required for SQSUnlockQueuePolicy only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_url: Option<String>,
+    /// See [`Job::region`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// For IAMDeleteRootUserCredentials only; default all kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Vec<CredentialKind>>,
+    /// See [`Job::requested_by`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// See [`Job::ticket`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    /// See [`Job::dry_run`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+
+/// Why a message is not a valid job. Its text names the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    /// Not JSON, or not of the job's shape (the serde message names the field).
+    #[error("the body is not a v1 job: {0}")]
+    Malformed(String),
+    /// Well-formed, but breaking one or more field rules.
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+/// The fields of a message that are worth reporting even when it is not a valid job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobHeader {
+    /// `job_id`, when a string.
+    pub job_id: Option<String>,
+    /// `account_id`, when a string.
+    pub account_id: Option<String>,
+    /// `task`, when a known task.
+    pub task: Option<Task>,
+    /// `requested_by`, when a string.
+    pub requested_by: Option<String>,
+    /// `ticket`, when a string.
+    pub ticket: Option<String>,
+}
+
+impl JobHeader {
+    /// Reads what it can of a body that failed to parse, so its rejection still names the job.
+    pub fn salvage(body: &str) -> Self {
+        let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body) else {
+            return Self::default();
+        };
+        let text = |key: &str| {
+            map.get(key).and_then(|v| v.as_str()).map(|s| s.chars().take(256).collect::<String>())
+        };
+        Self {
+            job_id: text("job_id"),
+            account_id: text("account_id"),
+            task: text("task").and_then(|t| t.parse().ok()),
+            requested_by: text("requested_by"),
+            ticket: text("ticket"),
+        }
+    }
+}
+
+const MAX_FREE_TEXT: usize = 256;
+
+/// True for exactly twelve ASCII digits.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_job_id(text: &str) -> bool {
+    (1..=128).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+/// `eu-west-1`, `us-gov-west-1`, `ap-southeast-3`…
+fn is_region(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// S3 bucket naming rules (general purpose buckets).
+fn is_bucket_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+        && !name.contains("..")
+}
+
+/// The account that owns a queue URL (`https://sqs.<region>.amazonaws.com/<account>/<name>`).
+pub fn queue_url_account(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let mut segments = rest.split('/');
+    let _host = segments.next().filter(|h| !h.is_empty())?;
+    let account = segments.next()?;
+    let name = segments.next().filter(|n| !n.is_empty())?;
+    let well_formed_name = name.len() <= 80
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    (segments.next().is_none() && is_account_id(account) && well_formed_name).then_some(account)
+}
+
+impl Job {
+    /// Parses and validates a message body, reporting every broken rule.
+    pub fn parse(body: &str) -> Result<Job, JobError> {
+        let message: JobMessage =
+            serde_json::from_str(body).map_err(|e| JobError::Malformed(e.to_string()))?;
+        message.validate()
+    }
+}
+
+impl JobMessage {
+    /// Applies the contract's field rules.
+    pub fn validate(self) -> Result<Job, JobError> {
+        let mut problems = Vec::new();
+        if self.version != 1 {
+            problems.push(format!("version: must be 1, not {}", self.version));
+        }
+        if !is_job_id(&self.job_id) {
+            problems.push("job_id: must be 1 to 128 characters of A-Za-z0-9._:-".into());
+        }
+        if !is_account_id(&self.account_id) {
+            problems.push("account_id: must be exactly 12 digits".into());
+        }
+        let task = self.task.parse::<Task>().map_err(|e| problems.push(format!("task: {e}"))).ok();
+        if let Some(region) = &self.region
+            && !is_region(region)
+        {
+            problems.push(format!("region: `{region}` is not an AWS region name"));
+        }
+        for (field, value) in [("requested_by", &self.requested_by), ("ticket", &self.ticket)] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > MAX_FREE_TEXT) {
+                problems.push(format!("{field}: must be at most {MAX_FREE_TEXT} characters"));
+            }
+        }
+        let field_only_for = |field: &str, present: bool, owner: Task, problems: &mut Vec<String>| {
+            if present && task.is_some_and(|t| t != owner) {
+                problems.push(format!("{field}: allowed only for {owner}"));
+            }
+        };
+        field_only_for("bucket", self.bucket.is_some(), Task::S3UnlockBucketPolicy, &mut problems);
+        field_only_for("queue_url", self.queue_url.is_some(), Task::SqsUnlockQueuePolicy, &mut problems);
+        field_only_for(
+            "credentials",
+            self.credentials.is_some(),
+            Task::DeleteRootUserCredentials,
+            &mut problems,
+        );
+        let target = task.and_then(|task| self.target(task, &mut problems));
+        match (task, target) {
+            (Some(task), Some(target)) if problems.is_empty() => Ok(Job {
+                job_id: self.job_id,
+                account_id: self.account_id,
+                task,
+                target,
+                region: self.region,
+                requested_by: self.requested_by,
+                ticket: self.ticket,
+                dry_run: self.dry_run.unwrap_or(false),
+            }),
+            _ => Err(JobError::Invalid(problems)),
+        }
+    }
+
+    fn target(&self, task: Task, problems: &mut Vec<String>) -> Option<Target> {
+        match task {
+            Task::AuditRootUserCredentials | Task::CreateRootUserPassword => Some(Target::RootUser),
+            Task::DeleteRootUserCredentials => {
+                let mut kinds = self.credentials.clone().unwrap_or_else(|| CredentialKind::ALL.to_vec());
+                if kinds.is_empty() {
+                    problems.push("credentials: must name at least one kind when given".into());
+                    return None;
+                }
+                kinds.sort();
+                kinds.dedup();
+                Some(Target::Credentials(kinds))
+            }
+            Task::S3UnlockBucketPolicy => match &self.bucket {
+                None => {
+                    problems.push("bucket: required for S3UnlockBucketPolicy".into());
+                    None
+                }
+                Some(bucket) if !is_bucket_name(bucket) => {
+                    problems.push(format!("bucket: `{bucket}` is not a valid S3 bucket name"));
+                    None
+                }
+                Some(bucket) => Some(Target::Bucket(bucket.clone())),
+            },
+            Task::SqsUnlockQueuePolicy => match &self.queue_url {
+                None => {
+                    problems.push("queue_url: required for SQSUnlockQueuePolicy".into());
+                    None
+                }
+                Some(url) => match queue_url_account(url) {
+                    None => {
+                        problems.push(format!("queue_url: `{url}` is not an SQS queue URL"));
+                        None
+                    }
+                    Some(owner) if owner != self.account_id => {
+                        problems.push(format!(
+                            "queue_url: the queue belongs to account {owner}, not to account_id"
+                        ));
+                        None
+                    }
+                    Some(_) => Some(Target::Queue(url.clone())),
+                },
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(extra: &str) -> String {
+        format!(r#"{{"version":1,"job_id":"CHG-1042-unlock","account_id":"111122223333"{extra}}}"#)
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let job = Job::parse(
+            r#"{"version":1,"job_id":"CHG-1042-unlock","account_id":"111122223333",
+            "task":"S3UnlockBucketPolicy","bucket":"payments-artifacts","queue_url":null,
+            "region":"eu-west-1","requested_by":"jira-automation","ticket":"CHG-1042","dry_run":false}"#,
+        )
+        .unwrap();
+        assert_eq!(job.task, Task::S3UnlockBucketPolicy);
+        assert_eq!(job.target, Target::Bucket("payments-artifacts".into()));
+        assert_eq!(job.region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn delete_defaults_to_every_credential_kind() {
+        let job = Job::parse(&body(r#","task":"IAMDeleteRootUserCredentials""#)).unwrap();
+        assert_eq!(job.target, Target::Credentials(CredentialKind::ALL.to_vec()));
+        let job = Job::parse(&body(
+            r#","task":"IAMDeleteRootUserCredentials","credentials":["access_keys","access_keys"]"#,
+        ))
+        .unwrap();
+        assert_eq!(job.target, Target::Credentials(vec![CredentialKind::AccessKeys]));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_json_are_malformed() {
+        let error = Job::parse(&body(r#","task":"IAMAuditRootUserCredentials","policy_arn":"x""#)).unwrap_err();
+        assert!(matches!(&error, JobError::Malformed(m) if m.contains("unknown field `policy_arn`")), "{error}");
+        assert!(matches!(Job::parse("not json"), Err(JobError::Malformed(_))));
+        assert!(matches!(Job::parse(r#"{"version":1}"#), Err(JobError::Malformed(m)) if m.contains("job_id")));
+    }
+
+    #[test]
+    fn every_broken_rule_is_named() {
+        let error = Job::parse(
+            r#"{"version":2,"job_id":"has space","account_id":"12","task":"IAMCreateRootUserPassword",
+            "bucket":"b","region":"mars","ticket":""}"#,
+        )
+        .unwrap_err();
+        let text = error.to_string();
+        for expected in ["version: must be 1", "job_id:", "account_id:", "region:", "bucket: allowed only for S3UnlockBucketPolicy"] {
+            assert!(text.contains(expected), "{expected:?} not in {text}");
+        }
+    }
+
+    #[test]
+    fn queue_url_must_belong_to_the_account() {
+        let ok = body(r#","task":"SQSUnlockQueuePolicy","queue_url":"https://sqs.eu-west-1.amazonaws.com/111122223333/q""#);
+        assert!(Job::parse(&ok).is_ok());
+        let other = body(r#","task":"SQSUnlockQueuePolicy","queue_url":"https://sqs.eu-west-1.amazonaws.com/999999999999/q""#);
+        assert!(Job::parse(&other).unwrap_err().to_string().contains("belongs to account 999999999999"));
+        let missing = body(r#","task":"SQSUnlockQueuePolicy""#);
+        assert!(Job::parse(&missing).unwrap_err().to_string().contains("queue_url: required"));
+    }
+
+    #[test]
+    fn unknown_task_and_bad_bucket_are_rejected() {
+        assert!(Job::parse(&body(r#","task":"IAMDeleteEverything""#)).unwrap_err().to_string().contains("task:"));
+        let bad = body(r#","task":"S3UnlockBucketPolicy","bucket":"Bad_Bucket""#);
+        assert!(Job::parse(&bad).unwrap_err().to_string().contains("not a valid S3 bucket name"));
+    }
+
+    #[test]
+    fn policy_arn_comes_from_the_task() {
+        assert_eq!(
+            Task::SqsUnlockQueuePolicy.policy_arn(),
+            "arn:aws:iam::aws:policy/root-task/SQSUnlockQueuePolicy"
+        );
+        assert_eq!(Task::CreateRootUserPassword.feature(), OrganizationFeature::RootCredentialsManagement);
+    }
+
+    #[test]
+    fn salvage_reads_what_it_can() {
+        let header = JobHeader::salvage(r#"{"job_id":"j1","task":"S3UnlockBucketPolicy","extra":1}"#);
+        assert_eq!(header.job_id.as_deref(), Some("j1"));
+        assert_eq!(header.task, Some(Task::S3UnlockBucketPolicy));
+        assert_eq!(JobHeader::salvage("garbage"), JobHeader::default());
+    }
+}

@@ -1,0 +1,39 @@
+//! rootwarden performs AWS centralized root access tasks (`sts:AssumeRoot`) taken as jobs from
+//! an SQS intake queue.
+//!
+//! Map of the modules, in the order a job meets them:
+//! - [`config`]: the configuration, its defaults and validation.
+//! - [`daemon`]: `run(config, shutdown)`: the poller, the worker pool, the drain.
+//! - [`intake`]: receiving messages and their SQS system attributes.
+//! - [`job`]: the v1 job contract, parsed and validated strictly.
+//! - [`policy`]: guardrails before any root session (sender, freshness, task, account, ticket).
+//! - [`sessions`]: the root session cache; [`ratelimit`]: the AssumeRoot token bucket.
+//! - [`tasks`]: the five root tasks, a module each.
+//! - [`worker`]: one message from receipt to decision; [`outcome`]: the result contract.
+//! - [`ack`] and [`batch`]: deletes, dead letters, results and visibility, batched.
+//! - [`aws`]: shared SDK configuration and AWS error classification.
+//! - [`metrics`], [`events`], [`telemetry`], [`http`], [`systemd`]: what operators see.
+//! - [`submit`]: building and posting a job (the `submit` command).
+
+pub mod ack;
+pub mod aws;
+pub mod batch;
+pub mod config;
+pub mod daemon;
+pub mod events;
+pub mod http;
+pub mod intake;
+pub mod job;
+pub mod metrics;
+pub mod outcome;
+pub mod policy;
+pub mod ratelimit;
+pub mod sessions;
+pub mod submit;
+pub mod systemd;
+pub mod tasks;
+pub mod telemetry;
+pub mod worker;
+
+pub use config::Config;
+pub use daemon::{Daemon, run};

@@ -1,0 +1,240 @@
+//! The `rootwarden` command: `run` the daemon, `check-config`, `submit` a job, `healthcheck`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use rootwarden::config::{Config, ConfigError, DEFAULT_CONFIG_PATH, EXIT_CONFIG};
+use rootwarden::job::CredentialKind;
+use rootwarden::policy::PolicyHandle;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(version, about = "Runs AWS centralized root access tasks from an SQS job queue")]
+struct Cli {
+    /// Configuration file (TOML); ROOTWARDEN_<SECTION>__<KEY> variables override it.
+    #[arg(long, global = true, env = "ROOTWARDEN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Takes jobs from the intake queue until SIGTERM or SIGINT.
+    Run,
+    /// Validates the configuration and prints the effective one.
+    CheckConfig,
+    /// Builds a v1 job, validates it, posts it to the intake queue and prints the message id.
+    Submit(Box<SubmitArgs>),
+    /// Exits 0 when the local daemon's /healthz answers 200 (for container health checks).
+    Healthcheck {
+        /// The daemon's health URL.
+        #[arg(long, default_value = "http://127.0.0.1:9464/healthz")]
+        url: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct SubmitArgs {
+    /// Member account id (12 digits).
+    #[arg(long)]
+    account: String,
+    /// One of the five task names.
+    #[arg(long)]
+    task: String,
+    /// Idempotency key (default: generated).
+    #[arg(long)]
+    job_id: Option<String>,
+    /// Bucket, for S3UnlockBucketPolicy.
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Queue URL, for SQSUnlockQueuePolicy.
+    #[arg(long)]
+    queue_url: Option<String>,
+    /// Region of the resource.
+    #[arg(long)]
+    region: Option<String>,
+    /// Credential kinds to delete (password, access_keys, signing_certificates, mfa_devices).
+    #[arg(long, value_delimiter = ',')]
+    credentials: Option<Vec<String>>,
+    /// Who asks.
+    #[arg(long)]
+    requested_by: Option<String>,
+    /// Approving ticket.
+    #[arg(long)]
+    ticket: Option<String>,
+    /// Only read and report.
+    #[arg(long)]
+    dry_run: bool,
+    /// Intake queue URL (default: intake.queue_url from the configuration).
+    #[arg(long)]
+    intake_url: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let explicit = cli.config.is_some();
+    let path = cli.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    match cli.command {
+        Command::Healthcheck { url } => runtime.block_on(healthcheck(&url)),
+        Command::CheckConfig => match load(&path, explicit, &env) {
+            Ok(config) => {
+                print!("{}", toml_text(&config));
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Submit(args) => {
+            // submit needs only [aws] and [intake]; the queue URL may come from the flag alone.
+            let config = Config::load(&path, explicit, env.clone()).unwrap_or_default();
+            runtime.block_on(submit(config, *args))
+        }
+        Command::Run => {
+            let config = match load(&path, explicit, &env) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            let _telemetry = match rootwarden::telemetry::init(&config.telemetry, &env) {
+                Ok(guard) => guard,
+                Err(error) => {
+                    eprintln!("rootwarden: telemetry set-up failed: {error:#}");
+                    return ExitCode::from(EXIT_CONFIG as u8);
+                }
+            };
+            let result = runtime.block_on(run(config, path, explicit));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "rootwarden failed.");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn load(path: &std::path::Path, explicit: bool, env: &HashMap<String, String>) -> Result<Config, ExitCode> {
+    Config::load(path, explicit, env.clone()).map_err(|error: ConfigError| {
+        eprintln!("rootwarden: {error}");
+        ExitCode::from(EXIT_CONFIG as u8)
+    })
+}
+
+fn toml_text(config: &Config) -> String {
+    toml::to_string_pretty(config).expect("the configuration serializes")
+}
+
+/// Runs the daemon; SIGTERM or SIGINT starts the drain, a second one exits at once, SIGHUP
+/// reloads `[policy]`.
+async fn run(config: Config, path: PathBuf, explicit: bool) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let daemon = rootwarden::Daemon::new(config, None).await?;
+    let policy = daemon.policy();
+    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let handle = signals.handle();
+    let listener_shutdown = shutdown.clone();
+    let signal_task = tokio::spawn(async move {
+        while let Some(signal) = signals.next().await {
+            match signal {
+                SIGHUP => reload_policy(&policy, &path, explicit),
+                _ if listener_shutdown.is_cancelled() => {
+                    tracing::warn!("A second stop signal: exiting at once.");
+                    std::process::exit(130);
+                }
+                _ => {
+                    tracing::info!(signal, "Stop signal received: no new jobs; draining.");
+                    listener_shutdown.cancel();
+                }
+            }
+        }
+    });
+    let result = daemon.run(shutdown).await;
+    handle.close();
+    let _ = signal_task.await;
+    result
+}
+
+/// Re-reads the configuration and swaps in its `[policy]` section; an invalid one is refused
+/// and the old policy stays.
+fn reload_policy(policy: &PolicyHandle, path: &std::path::Path, explicit: bool) {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let new_policy = match Config::load(path, explicit, env) {
+        Ok(config) => config.policy,
+        Err(error) => {
+            tracing::error!(problems = ?error.problems, "SIGHUP: the configuration is invalid; the old policy stays.");
+            return;
+        }
+    };
+    match policy.replace(new_policy) {
+        Ok(()) => tracing::info!("SIGHUP: the policy was reloaded."),
+        Err(problems) => tracing::error!(?problems, "SIGHUP: the new policy is invalid; the old policy stays."),
+    }
+}
+
+async fn submit(config: Config, args: SubmitArgs) -> ExitCode {
+    let Some(queue_url) = args.intake_url.clone().or(config.intake.queue_url.clone()) else {
+        eprintln!("rootwarden: no intake queue: pass --intake-url or set intake.queue_url");
+        return ExitCode::from(EXIT_CONFIG as u8);
+    };
+    let credentials = match args.credentials.map(|kinds| {
+        kinds.iter().map(|k| serde_json::from_value::<CredentialKind>(serde_json::Value::String(k.clone()))).collect()
+    }) {
+        None => None,
+        Some(Ok(kinds)) => Some(kinds),
+        Some(Err(error)) => {
+            eprintln!("rootwarden: --credentials: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let job = rootwarden::submit::NewJob {
+        job_id: args.job_id,
+        account_id: args.account,
+        task: args.task,
+        bucket: args.bucket,
+        queue_url: args.queue_url,
+        region: args.region,
+        credentials,
+        requested_by: args.requested_by.or_else(|| std::env::var("USER").ok()),
+        ticket: args.ticket,
+        dry_run: args.dry_run,
+        traceparent: None,
+    };
+    let clients = rootwarden::aws::Clients::new(rootwarden::aws::sdk_config(&config.aws, None).await);
+    match rootwarden::submit::submit(&clients, &queue_url, &job).await {
+        Ok(message_id) => {
+            println!("{message_id}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("rootwarden: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A minimal HTTP/1.0 GET, so distroless images need no curl.
+async fn healthcheck(url: &str) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(rest) = url.strip_prefix("http://") else {
+        eprintln!("rootwarden: only http:// URLs are supported");
+        return ExitCode::FAILURE;
+    };
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(host).await?;
+        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        Ok::<_, std::io::Error>(response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"))
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), attempt).await {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}

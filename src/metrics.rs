@@ -1,0 +1,227 @@
+//! Prometheus metrics: one registry made at start-up, the metric families dashboards and alerts
+//! rely on (names are a contract, see DESIGN.md), and the text exposition.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Buckets for job and AssumeRoot latency: from a cache hit on a fast network to a slow,
+/// retried AWS call.
+const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// Every metric the daemon exports. Label values are bounded sets: never a job id, message id
+/// or raw error text.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Messages received from the intake queue.
+    pub jobs_received: IntCounter,
+    /// Jobs ended, by task and outcome.
+    pub jobs_completed: IntCounterVec,
+    /// Time from receipt to result, by task.
+    pub job_duration: HistogramVec,
+    /// Jobs running now.
+    pub jobs_in_flight: IntGauge,
+    /// AssumeRoot calls by task and result (`ok`, `throttled`, `error`).
+    pub assume_root_requests: IntCounterVec,
+    /// AssumeRoot latency.
+    pub assume_root_duration: Histogram,
+    /// Jobs served by a cached root session.
+    pub session_cache_hits: IntCounter,
+    /// Jobs that needed a new root session.
+    pub session_cache_misses: IntCounter,
+    /// Sessions held.
+    pub session_cache_entries: IntGauge,
+    /// AWS errors by service, operation and AWS error code.
+    pub aws_errors: IntCounterVec,
+    /// Intake messages deleted (acknowledged).
+    pub messages_deleted: IntCounter,
+    /// Intake messages moved to the dead-letter queue, by outcome.
+    pub messages_dead_lettered: IntCounterVec,
+    /// Visibility heartbeats of running jobs.
+    pub visibility_extensions: IntCounter,
+    /// DeleteMessageBatch entries that SQS reported as failed (retried).
+    pub delete_failures: IntCounter,
+    /// Queue depths by queue (`intake`, `dead_letter`, `results`) and state.
+    pub queue_messages: IntGaugeVec,
+    /// Root credentials seen by audits, by account and credential kind (1 present, 0 absent).
+    pub root_credentials_present: IntGaugeVec,
+    /// Constant 1, labelled with the version.
+    pub build_info: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Creates the registry and registers every family.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| {
+            let metric = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("unique metric");
+            metric
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("unique metric");
+            metric
+        };
+        let gauge = |name: &str, help: &str| {
+            let metric = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("unique metric");
+            metric
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("unique metric");
+            metric
+        };
+        let job_duration = HistogramVec::new(
+            HistogramOpts::new("rootwarden_job_duration_seconds", "Time from receipt to result of a job.")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["task"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(job_duration.clone())).expect("unique metric");
+        let assume_root_duration = Histogram::with_opts(
+            HistogramOpts::new("rootwarden_assume_root_duration_seconds", "Latency of sts:AssumeRoot calls.")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        registry.register(Box::new(assume_root_duration.clone())).expect("unique metric");
+
+        let metrics = Self {
+            jobs_received: counter("rootwarden_jobs_received_total", "Messages received from the intake queue."),
+            jobs_completed: counter_vec(
+                "rootwarden_jobs_completed_total",
+                "Jobs ended, by task and outcome.",
+                &["task", "outcome"],
+            ),
+            job_duration,
+            jobs_in_flight: gauge("rootwarden_jobs_in_flight", "Jobs running now."),
+            assume_root_requests: counter_vec(
+                "rootwarden_assume_root_requests_total",
+                "sts:AssumeRoot calls by task and result.",
+                &["task", "result"],
+            ),
+            assume_root_duration,
+            session_cache_hits: counter(
+                "rootwarden_session_cache_hits_total",
+                "Jobs served by a cached root session.",
+            ),
+            session_cache_misses: counter(
+                "rootwarden_session_cache_misses_total",
+                "Jobs that needed a new root session.",
+            ),
+            session_cache_entries: gauge("rootwarden_session_cache_entries", "Root sessions held in the cache."),
+            aws_errors: counter_vec(
+                "rootwarden_aws_errors_total",
+                "AWS errors by service, operation and error code.",
+                &["service", "operation", "code"],
+            ),
+            messages_deleted: counter("rootwarden_messages_deleted_total", "Intake messages deleted."),
+            messages_dead_lettered: counter_vec(
+                "rootwarden_messages_dead_lettered_total",
+                "Intake messages moved to the dead-letter queue, by outcome.",
+                &["outcome"],
+            ),
+            visibility_extensions: counter(
+                "rootwarden_visibility_extensions_total",
+                "Visibility heartbeats sent for running jobs.",
+            ),
+            delete_failures: counter(
+                "rootwarden_delete_failures_total",
+                "DeleteMessageBatch entries SQS reported as failed.",
+            ),
+            queue_messages: gauge_vec(
+                "rootwarden_queue_messages",
+                "Approximate queue depth by queue and state.",
+                &["queue", "state"],
+            ),
+            root_credentials_present: gauge_vec(
+                "rootwarden_root_credentials_present",
+                "Root credentials seen by the last audit of an account (1 present, 0 absent).",
+                &["account_id", "credential"],
+            ),
+            build_info: gauge_vec("rootwarden_build_info", "Build information; always 1.", &["version"]),
+            registry,
+        };
+        metrics.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        metrics.initialise_label_sets();
+        metrics
+    }
+
+    /// Creates every bounded label combination at zero: a series that first appears with the
+    /// value 1 has no `rate()` or `increase()`, so the first failure would go unseen by alerts.
+    fn initialise_label_sets(&self) {
+        use crate::job::Task;
+        use crate::outcome::Outcome;
+        let outcomes = [Outcome::Succeeded, Outcome::NoChange, Outcome::DryRun, Outcome::Rejected, Outcome::Failed];
+        let tasks = Task::ALL.map(Task::as_str);
+        for task in tasks.iter().chain(std::iter::once(&"unknown")) {
+            for outcome in outcomes {
+                self.jobs_completed.with_label_values(&[task, outcome.as_str()]);
+            }
+        }
+        for task in tasks {
+            self.job_duration.with_label_values(&[task]);
+            for result in ["ok", "throttled", "error"] {
+                self.assume_root_requests.with_label_values(&[task, result]);
+            }
+        }
+        for outcome in [Outcome::Rejected, Outcome::Failed] {
+            self.messages_dead_lettered.with_label_values(&[outcome.as_str()]);
+        }
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer).expect("text encoding cannot fail");
+        String::from_utf8(buffer).expect("exposition is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_family_is_exported() {
+        let metrics = Metrics::new();
+        // Vec families appear only once a label set exists.
+        metrics.jobs_completed.with_label_values(&["S3UnlockBucketPolicy", "succeeded"]).inc();
+        metrics.job_duration.with_label_values(&["S3UnlockBucketPolicy"]).observe(0.1);
+        metrics.assume_root_requests.with_label_values(&["S3UnlockBucketPolicy", "ok"]).inc();
+        metrics.aws_errors.with_label_values(&["s3", "GetBucketPolicy", "AccessDenied"]).inc();
+        metrics.messages_dead_lettered.with_label_values(&["rejected"]).inc();
+        metrics.queue_messages.with_label_values(&["intake", "visible"]).set(3);
+        metrics.root_credentials_present.with_label_values(&["111122223333", "password"]).set(1);
+        let text = metrics.render();
+        for name in [
+            "rootwarden_jobs_received_total",
+            "rootwarden_jobs_completed_total",
+            "rootwarden_job_duration_seconds_bucket",
+            "rootwarden_jobs_in_flight",
+            "rootwarden_assume_root_requests_total",
+            "rootwarden_assume_root_duration_seconds_bucket",
+            "rootwarden_session_cache_hits_total",
+            "rootwarden_session_cache_misses_total",
+            "rootwarden_session_cache_entries",
+            "rootwarden_aws_errors_total",
+            "rootwarden_messages_deleted_total",
+            "rootwarden_messages_dead_lettered_total",
+            "rootwarden_visibility_extensions_total",
+            "rootwarden_queue_messages",
+            "rootwarden_root_credentials_present",
+            "rootwarden_build_info",
+        ] {
+            assert!(text.contains(&format!("\n{name}")), "{name} missing");
+        }
+    }
+}

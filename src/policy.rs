@@ -1,0 +1,380 @@
+//! Guardrails between a parsed job and `AssumeRoot`: who may ask (sender), when (freshness),
+//! for which task and account, with which approval. A job that fails any check is rejected
+//! before a root session is requested.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use crate::aws::{self, AwsCallError, Clients, ErrorClass};
+use crate::config::PolicyConfig;
+use crate::job::Job;
+use crate::metrics::Metrics;
+
+/// The policy in force, replaceable at run time (SIGHUP) without stopping jobs.
+#[derive(Clone, Debug)]
+pub struct PolicyHandle(Arc<RwLock<Arc<PolicyConfig>>>);
+
+impl PolicyHandle {
+    /// Starts with `policy`.
+    pub fn new(policy: PolicyConfig) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(policy))))
+    }
+
+    /// The policy jobs are checked against now.
+    pub fn current(&self) -> Arc<PolicyConfig> {
+        self.0.read().expect("policy lock").clone()
+    }
+
+    /// Replaces the policy if it is valid; otherwise keeps the old one and returns the problems.
+    pub fn replace(&self, policy: PolicyConfig) -> Result<(), Vec<String>> {
+        let problems = policy.problems();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        *self.0.write().expect("policy lock") = Arc::new(policy);
+        Ok(())
+    }
+}
+
+/// Delivery facts SQS sets, which a producer cannot forge in the body.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    /// The `SenderId` system attribute.
+    pub sender_id: Option<String>,
+    /// The `SentTimestamp` system attribute.
+    pub sent_at: Option<SystemTime>,
+}
+
+/// A failed check: `code` names it (for machines), `reason` explains it (for people).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// `policy.sender`, `policy.freshness`, `policy.task`, `policy.feature`, `policy.account`,
+    /// `policy.membership` or `policy.ticket`.
+    pub code: &'static str,
+    /// A sentence.
+    pub reason: String,
+}
+
+/// The result of the checks that need AWS: a rejection, or a transient failure to find out.
+#[derive(Debug)]
+pub enum CheckError {
+    /// The job breaks the policy.
+    Rejected(Rejection),
+    /// The organization could not be read; retry later.
+    Unavailable(AwsCallError),
+}
+
+fn reject(code: &'static str, reason: impl Into<String>) -> CheckError {
+    CheckError::Rejected(Rejection { code, reason: reason.into() })
+}
+
+/// Checks that need only the job, the message and the policy, in the documented order.
+pub fn check_static(policy: &PolicyConfig, job: &Job, provenance: &Provenance, now: SystemTime) -> Result<(), Rejection> {
+    let fail = |code, reason: String| Err(Rejection { code, reason });
+    if !policy.allowed_senders.is_empty() {
+        let sender = provenance.sender_id.as_deref().unwrap_or("");
+        if !policy.allowed_senders.iter().any(|allowed| sender_matches(allowed, sender)) {
+            return fail("policy.sender", format!("sender `{sender}` is not in policy.allowed_senders"));
+        }
+    }
+    match provenance.sent_at {
+        Some(sent_at) => {
+            let age = now.duration_since(sent_at).unwrap_or(Duration::ZERO);
+            if age > policy.max_job_age {
+                return fail(
+                    "policy.freshness",
+                    format!("the message is {}s old, older than policy.max_job_age", age.as_secs()),
+                );
+            }
+        }
+        None => return fail("policy.freshness", "the message has no SentTimestamp".into()),
+    }
+    if !policy.allowed_tasks.is_empty() && !policy.allowed_tasks.iter().any(|t| t == job.task.as_str()) {
+        return fail("policy.task", format!("task {} is not in policy.allowed_tasks", job.task));
+    }
+    if policy.denied_accounts.contains(&job.account_id) {
+        return fail("policy.account", format!("account {} is in policy.denied_accounts", job.account_id));
+    }
+    if !policy.allowed_accounts.is_empty() && !policy.allowed_accounts.contains(&job.account_id) {
+        return fail("policy.account", format!("account {} is not in policy.allowed_accounts", job.account_id));
+    }
+    if policy.require_ticket.iter().any(|t| t == job.task.as_str())
+        && job.ticket.as_deref().is_none_or(|t| t.trim().is_empty())
+    {
+        return fail("policy.ticket", format!("task {} needs a ticket", job.task));
+    }
+    Ok(())
+}
+
+/// `AROAEXAMPLE:*` matches every session of that role; anything else must match exactly.
+fn sender_matches(allowed: &str, sender: &str) -> bool {
+    match allowed.strip_suffix('*') {
+        Some(prefix) => sender.starts_with(prefix),
+        None => allowed == sender,
+    }
+}
+
+/// How long organization facts are trusted before they are read again.
+const ORGANIZATION_TTL: Duration = Duration::from_secs(300);
+
+/// Membership of one account, as Organizations reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Membership {
+    Active,
+    NotActive,
+    NotMember,
+}
+
+/// Cached organization facts: enabled root-access features, the management account, and
+/// account membership.
+pub struct Organization {
+    clients: Clients,
+    metrics: Metrics,
+    features: Mutex<Option<(HashSet<String>, Instant)>>,
+    management_account: Mutex<Option<(String, Instant)>>,
+    accounts: Mutex<HashMap<String, (Membership, Instant)>>,
+}
+
+impl Organization {
+    /// An empty cache reading through `clients`.
+    pub fn new(clients: Clients, metrics: Metrics) -> Self {
+        Self {
+            clients,
+            metrics,
+            features: Mutex::new(None),
+            management_account: Mutex::new(None),
+            accounts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The organization-dependent checks: the task's feature is enabled, and the account is an
+    /// ACTIVE member other than the management account.
+    pub async fn check(&self, job: &Job) -> Result<(), CheckError> {
+        let features = self.features().await?;
+        let feature = job.task.feature().as_str();
+        if !features.contains(feature) {
+            return Err(reject(
+                "policy.feature",
+                format!("the organization has not enabled {feature}, which task {} needs", job.task),
+            ));
+        }
+        if self.management_account().await? == job.account_id {
+            return Err(reject("policy.membership", "the management account cannot be a target of AssumeRoot"));
+        }
+        match self.membership(&job.account_id).await? {
+            Membership::Active => Ok(()),
+            Membership::NotActive => {
+                Err(reject("policy.membership", format!("account {} is not ACTIVE", job.account_id)))
+            }
+            Membership::NotMember => Err(reject(
+                "policy.membership",
+                format!("account {} is not a member of the organization", job.account_id),
+            )),
+        }
+    }
+
+    /// Reads the features now (start-up and readiness use it).
+    pub async fn features(&self) -> Result<HashSet<String>, CheckError> {
+        if let Some((features, at)) = self.features.lock().expect("org lock").as_ref()
+            && at.elapsed() < ORGANIZATION_TTL
+        {
+            return Ok(features.clone());
+        }
+        let output = aws::call(
+            &self.metrics,
+            "iam",
+            "ListOrganizationsFeatures",
+            self.clients.iam.list_organizations_features().send(),
+        )
+        .await
+        .map_err(organization_error)?;
+        let features: HashSet<String> =
+            output.enabled_features().iter().map(|f| f.as_str().to_owned()).collect();
+        *self.features.lock().expect("org lock") = Some((features.clone(), Instant::now()));
+        Ok(features)
+    }
+
+    async fn management_account(&self) -> Result<String, CheckError> {
+        if let Some((id, at)) = self.management_account.lock().expect("org lock").as_ref()
+            && at.elapsed() < ORGANIZATION_TTL
+        {
+            return Ok(id.clone());
+        }
+        let output = aws::call(
+            &self.metrics,
+            "organizations",
+            "DescribeOrganization",
+            self.clients.organizations.describe_organization().send(),
+        )
+        .await
+        .map_err(organization_error)?;
+        let id = output.organization().and_then(|o| o.master_account_id()).unwrap_or_default().to_owned();
+        *self.management_account.lock().expect("org lock") = Some((id.clone(), Instant::now()));
+        Ok(id)
+    }
+
+    async fn membership(&self, account_id: &str) -> Result<Membership, CheckError> {
+        if let Some((membership, at)) = self.accounts.lock().expect("org lock").get(account_id)
+            && at.elapsed() < ORGANIZATION_TTL
+        {
+            return Ok(*membership);
+        }
+        let request = self.clients.organizations.describe_account().account_id(account_id).send();
+        let membership = match aws::call(&self.metrics, "organizations", "DescribeAccount", request).await {
+            Ok(output) => {
+                let state = output.account().and_then(|a| a.state()).map(|s| s.as_str().to_owned());
+                let status = output.account().and_then(|a| a.status()).map(|s| s.as_str().to_owned());
+                if state.as_deref().or(status.as_deref()) == Some("ACTIVE") {
+                    Membership::Active
+                } else {
+                    Membership::NotActive
+                }
+            }
+            Err(error) if error.is(&["AccountNotFoundException"]) => Membership::NotMember,
+            Err(error) => return Err(organization_error(error)),
+        };
+        self.accounts.lock().expect("org lock").insert(account_id.to_owned(), (membership, Instant::now()));
+        Ok(membership)
+    }
+}
+
+/// A permanent error reading the organization (no organization, not the management account or
+/// delegated administrator) rejects the job with AWS's words; anything else is retried.
+fn organization_error(error: AwsCallError) -> CheckError {
+    match error.class {
+        ErrorClass::Permanent => reject("policy.organization", format!("the organization could not be read: {error}")),
+        _ => CheckError::Unavailable(error),
+    }
+}
+
+/// Jobs for one account run at most `per_account` at a time in this replica.
+#[derive(Debug)]
+pub struct AccountLimiter {
+    per_account: usize,
+    semaphores: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// Held while a job acts on its account.
+pub struct AccountPermit<'a> {
+    limiter: &'a AccountLimiter,
+    account_id: String,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl AccountLimiter {
+    /// A limiter allowing `per_account` concurrent jobs per account.
+    pub fn new(per_account: usize) -> Self {
+        Self { per_account, semaphores: Mutex::new(HashMap::new()) }
+    }
+
+    /// Waits until the account has a free slot.
+    pub async fn acquire(&self, account_id: &str) -> AccountPermit<'_> {
+        let semaphore = self
+            .semaphores
+            .lock()
+            .expect("account limiter lock")
+            .entry(account_id.to_owned())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_account)))
+            .clone();
+        let permit = semaphore.acquire_owned().await.expect("account semaphores are never closed");
+        AccountPermit { limiter: self, account_id: account_id.to_owned(), permit: Some(permit) }
+    }
+}
+
+impl Drop for AccountPermit<'_> {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        // Forget idle accounts so the map does not grow with every account ever seen.
+        let mut semaphores = self.limiter.semaphores.lock().expect("account limiter lock");
+        if let Some(semaphore) = semaphores.get(&self.account_id)
+            && Arc::strong_count(semaphore) == 1
+            && semaphore.available_permits() == self.limiter.per_account
+        {
+            semaphores.remove(&self.account_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::Job;
+
+    fn job(task: &str, account: &str, ticket: Option<&str>) -> Job {
+        let ticket = ticket.map(|t| format!(r#","ticket":"{t}""#)).unwrap_or_default();
+        let extra = if task == "S3UnlockBucketPolicy" { r#","bucket":"locked-bucket""# } else { "" };
+        Job::parse(&format!(
+            r#"{{"version":1,"job_id":"j-1","account_id":"{account}","task":"{task}"{extra}{ticket}}}"#
+        ))
+        .unwrap()
+    }
+
+    fn fresh() -> Provenance {
+        Provenance { sender_id: Some("AIDASENDER".into()), sent_at: Some(SystemTime::now()) }
+    }
+
+    #[test]
+    fn senders_match_exactly_or_by_role_prefix() {
+        assert!(sender_matches("AIDASENDER", "AIDASENDER"));
+        assert!(!sender_matches("AIDASENDER", "AIDASENDER2"));
+        assert!(sender_matches("AROAROLE:*", "AROAROLE:session-1"));
+        assert!(!sender_matches("AROAROLE:*", "AROAOTHER:session-1"));
+    }
+
+    #[test]
+    fn checks_run_in_order_and_name_themselves() {
+        let audit = job("IAMAuditRootUserCredentials", "111122223333", None);
+        let mut policy = PolicyConfig::default();
+        assert_eq!(check_static(&policy, &audit, &fresh(), SystemTime::now()), Ok(()));
+
+        policy.allowed_senders = vec!["AROAPRODUCER:*".into()];
+        assert_eq!(check_static(&policy, &audit, &fresh(), SystemTime::now()).unwrap_err().code, "policy.sender");
+        policy.allowed_senders = vec!["AIDASENDER".into()];
+
+        let stale = Provenance { sent_at: Some(SystemTime::now() - Duration::from_secs(2 * 86400)), ..fresh() };
+        assert_eq!(check_static(&policy, &audit, &stale, SystemTime::now()).unwrap_err().code, "policy.freshness");
+
+        policy.allowed_tasks = vec!["S3UnlockBucketPolicy".into()];
+        assert_eq!(check_static(&policy, &audit, &fresh(), SystemTime::now()).unwrap_err().code, "policy.task");
+        policy.allowed_tasks.clear();
+
+        policy.denied_accounts = vec!["111122223333".into()];
+        assert_eq!(check_static(&policy, &audit, &fresh(), SystemTime::now()).unwrap_err().code, "policy.account");
+        policy.denied_accounts.clear();
+        policy.allowed_accounts = vec!["444455556666".into()];
+        assert_eq!(check_static(&policy, &audit, &fresh(), SystemTime::now()).unwrap_err().code, "policy.account");
+        policy.allowed_accounts.clear();
+
+        let unlock = job("S3UnlockBucketPolicy", "111122223333", None);
+        assert_eq!(check_static(&policy, &unlock, &fresh(), SystemTime::now()).unwrap_err().code, "policy.ticket");
+        let approved = job("S3UnlockBucketPolicy", "111122223333", Some("CHG-1"));
+        assert_eq!(check_static(&policy, &approved, &fresh(), SystemTime::now()), Ok(()));
+    }
+
+    #[test]
+    fn an_invalid_reload_keeps_the_old_policy() {
+        let handle = PolicyHandle::new(PolicyConfig::default());
+        let bad = PolicyConfig { denied_accounts: vec!["nope".into()], ..PolicyConfig::default() };
+        assert!(handle.replace(bad).is_err());
+        assert!(handle.current().denied_accounts.is_empty());
+        let good = PolicyConfig { dry_run: true, ..PolicyConfig::default() };
+        handle.replace(good).unwrap();
+        assert!(handle.current().dry_run);
+    }
+
+    #[tokio::test]
+    async fn one_job_per_account_at_a_time() {
+        let limiter = AccountLimiter::new(1);
+        let first = limiter.acquire("111122223333").await;
+        let other_account = limiter.acquire("444455556666").await;
+        let blocked = tokio::time::timeout(Duration::from_millis(10), limiter.acquire("111122223333")).await;
+        assert!(blocked.is_err(), "a second job for the same account must wait");
+        drop(first);
+        drop(other_account);
+        let _again = limiter.acquire("111122223333").await;
+        assert_eq!(limiter.semaphores.lock().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,80 @@
+//! Building a v1 job from command-line values, validating it as the daemon will, and posting it.
+
+use aws_sdk_sqs::types::MessageAttributeValue;
+
+use crate::aws::{self, AwsCallError, Clients};
+use crate::job::{CredentialKind, JobMessage};
+use crate::metrics::Metrics;
+
+/// A job as the `submit` command's flags describe it.
+#[derive(Debug, Clone, Default)]
+pub struct NewJob {
+    /// Idempotency key; generated when absent.
+    pub job_id: Option<String>,
+    /// Target account.
+    pub account_id: String,
+    /// Task name.
+    pub task: String,
+    /// For S3UnlockBucketPolicy.
+    pub bucket: Option<String>,
+    /// For SQSUnlockQueuePolicy.
+    pub queue_url: Option<String>,
+    /// Resource region.
+    pub region: Option<String>,
+    /// For IAMDeleteRootUserCredentials.
+    pub credentials: Option<Vec<CredentialKind>>,
+    /// Who asks.
+    pub requested_by: Option<String>,
+    /// Approving ticket.
+    pub ticket: Option<String>,
+    /// Only read.
+    pub dry_run: bool,
+    /// W3C traceparent to continue.
+    pub traceparent: Option<String>,
+}
+
+/// Why a job could not be posted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The job breaks the contract; nothing was sent.
+    #[error("the job is invalid: {0}")]
+    Invalid(#[from] crate::job::JobError),
+    /// SQS refused it.
+    #[error(transparent)]
+    Aws(#[from] AwsCallError),
+}
+
+impl NewJob {
+    /// The message body, validated exactly as the daemon validates it.
+    pub fn body(&self) -> Result<String, SubmitError> {
+        let job_id = self.job_id.clone().unwrap_or_else(|| format!("cli-{:016x}", rand::random::<u64>()));
+        let message = JobMessage {
+            version: 1,
+            job_id,
+            account_id: self.account_id.clone(),
+            task: self.task.clone(),
+            bucket: self.bucket.clone(),
+            queue_url: self.queue_url.clone(),
+            region: self.region.clone(),
+            credentials: self.credentials.clone(),
+            requested_by: self.requested_by.clone(),
+            ticket: self.ticket.clone(),
+            dry_run: self.dry_run.then_some(true),
+        };
+        let body = serde_json::to_string(&message).expect("jobs serialize");
+        crate::job::Job::parse(&body)?;
+        Ok(body)
+    }
+}
+
+/// Sends the job to the intake queue and returns the SQS message id.
+pub async fn submit(clients: &Clients, queue_url: &str, job: &NewJob) -> Result<String, SubmitError> {
+    let body = job.body()?;
+    let mut request = clients.sqs.send_message().queue_url(queue_url).message_body(body);
+    if let Some(traceparent) = &job.traceparent {
+        let value = MessageAttributeValue::builder().data_type("String").string_value(traceparent).build().expect("data type set");
+        request = request.message_attributes("traceparent", value);
+    }
+    let output = aws::call(&Metrics::new(), "sqs", "SendMessage", request.send()).await?;
+    Ok(output.message_id.unwrap_or_default())
+}

@@ -1,0 +1,83 @@
+//! Logs and traces: a `tracing` subscriber writing JSON (or pretty) lines, with an
+//! OpenTelemetry layer that exports spans over OTLP/HTTP when an endpoint is configured.
+
+use std::collections::HashMap;
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::{LogFormat, TelemetryConfig};
+
+/// Keeps the tracer provider alive; dropping it flushes pending spans (on shutdown).
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Err(error) = self.provider.shutdown() {
+            eprintln!("rootwarden: flushing traces failed: {error}");
+        }
+    }
+}
+
+/// Installs the process-wide subscriber. `env` is the process environment (`RUST_LOG`,
+/// `OTEL_*`), passed in so the caller decides where it comes from.
+pub fn init(config: &TelemetryConfig, env: &HashMap<String, String>) -> anyhow::Result<TelemetryGuard> {
+    let provider = tracer_provider(config, env)?;
+    let otel_layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("rootwarden"));
+    let filter = EnvFilter::try_new(env.get("RUST_LOG").map_or("info", String::as_str))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
+    match config.log_format {
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(false).with_span_list(true))
+            .try_init()?,
+        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init()?,
+    }
+    Ok(TelemetryGuard { provider })
+}
+
+/// Spans always get trace ids (log lines carry them); they leave the process only when an OTLP
+/// endpoint is set in the configuration or in `OTEL_EXPORTER_OTLP_ENDPOINT`.
+fn tracer_provider(config: &TelemetryConfig, env: &HashMap<String, String>) -> anyhow::Result<SdkTracerProvider> {
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if !env.contains_key("OTEL_SERVICE_NAME") {
+        resource = resource.with_service_name("rootwarden");
+    }
+    let resource = resource
+        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    let from_env = env.get("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|e| !e.is_empty());
+    if !config.otlp_endpoint.is_empty() || from_env.is_some() {
+        use opentelemetry_otlp::WithExportConfig;
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
+        if !config.otlp_endpoint.is_empty() {
+            let base = config.otlp_endpoint.trim_end_matches('/');
+            exporter = exporter.with_endpoint(format!("{base}/v1/traces"));
+        }
+        builder = builder.with_batch_exporter(exporter.build()?);
+    }
+    Ok(builder.build())
+}
+
+/// Makes `span` a child of the producer's W3C `traceparent`, so a ticket's trace continues into
+/// the job, and records the trace id on the span for log lines.
+pub fn link_parent(span: &tracing::Span, traceparent: Option<&str>) {
+    if let Some(traceparent) = traceparent {
+        let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+        let parent = TraceContextPropagator::new().extract(&carrier);
+        if parent.span().span_context().is_valid() {
+            let _ = span.set_parent(parent);
+        }
+    }
+    let trace_id = span.context().span().span_context().trace_id();
+    span.record("trace_id", tracing::field::display(trace_id));
+}
