@@ -358,3 +358,110 @@ pub fn job(job_id: &str, account: &str, task: &str, extra: Value) -> String {
     }
     body.to_string()
 }
+
+/// The `rootwarden` binary running as a child process, its log lines collected as they come.
+pub struct DaemonProcess {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Directory holding its configuration file.
+    pub dir: std::path::PathBuf,
+}
+
+impl DaemonProcess {
+    /// Writes `config_toml` to a fresh directory and runs `rootwarden run --config` on it with the
+    /// test credentials and `extra_env` set on the child only.
+    pub fn start(config_toml: &str, extra_env: &[(&str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "rootwarden-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("rootwarden.toml"), config_toml).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rootwarden"));
+        command
+            .args(["--config", dir.join("rootwarden.toml").to_str().unwrap(), "run"])
+            .env("AWS_ACCESS_KEY_ID", "AKIDMANAGEMENT000001")
+            .env("AWS_SECRET_ACCESS_KEY", "management-secret")
+            .env_remove("AWS_PROFILE")
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in extra_env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self { child, lines, dir }
+    }
+
+    /// Sends a signal by PID.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([format!("-{signal}"), self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits until a log line contains `needle` (bounded), returning it.
+    pub fn wait_for_line(&self, needle: &str, deadline: Duration) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            assert!(start.elapsed() < deadline, "no log line with {needle:?} in {deadline:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every log line so far.
+    pub fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits for exit (bounded) and returns the status.
+    pub fn wait(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        wait_with_deadline(&mut self.child, deadline).unwrap_or_else(|| panic!("the daemon did not exit in {deadline:?}:\n{}", self.log()))
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The TOML configuration of `config()`, for the binary.
+pub fn config_toml(local: &LocalAws, seed: &Seed, extra: &str) -> String {
+    format!(
+        r#"
+[aws]
+endpoint_url = "{endpoint}"
+max_attempts = 1
+[intake]
+queue_url = "{intake}"
+dead_letter_queue_url = "{dead_letter}"
+wait_time = "1s"
+backoff_base = "1s"
+backoff_max = "1s"
+[results]
+queue_url = "{results}"
+[telemetry]
+listen = "127.0.0.1:0"
+{extra}
+"#,
+        endpoint = local.endpoint,
+        intake = seed.queue("intake"),
+        dead_letter = seed.queue("dead_letter"),
+        results = seed.queue("results"),
+    )
+}

@@ -1,0 +1,128 @@
+//! The `rootwarden` binary as operators run it: SIGTERM drains within the grace and loses
+//! nothing, SIGHUP reloads the policy, and systemd's notify protocol is spoken.
+
+mod support;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Polls the environment's request counter until `operation` reached `count`.
+fn wait_for_calls(local: &LocalAws, operation: &str, count: u64) {
+    let start = Instant::now();
+    while local.call_counts()[operation].as_u64().unwrap_or(0) < count {
+        assert!(start.elapsed() < WAIT, "{operation} never reached {count}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_receiving_and_lets_running_jobs_finish() {
+    let local = LocalAws::start();
+    let seed = local.seed(3, 3, 0);
+    let queues = Queues::new(&local, &seed).await;
+    for (n, (bucket, account)) in seed.locked_buckets().into_iter().enumerate() {
+        queues.send(&job(&format!("slow-{n}"), &account, "S3UnlockBucketPolicy", json!({"bucket": bucket}))).await;
+    }
+    local.fault(json!({"service": "s3", "operation": "GetBucketPolicy", "latency_ms": 2000}));
+    // Three workers, three slow jobs: the poller waits for a free worker, not in a receive.
+    let extra = "[workers]\nconcurrency = 3\n[shutdown]\ngrace = \"15s\"";
+    let mut daemon = DaemonProcess::start(&config_toml(&local, &seed, extra), &[]);
+    wait_for_calls(&local, "s3.GetBucketPolicy", 3);
+    let receives_before = local.call_counts()["sqs.ReceiveMessage"].clone();
+
+    let signalled = Instant::now();
+    daemon.signal("TERM");
+    let status = daemon.wait(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}\n{}", daemon.log());
+    assert!(signalled.elapsed() < Duration::from_secs(15));
+    assert_eq!(local.call_counts()["sqs.ReceiveMessage"], receives_before, "no receive after the signal");
+    let results = queues.results(3, WAIT).await;
+    assert!(results.iter().all(|r| r["outcome"] == "succeeded"), "{results:?}");
+    assert_eq!(queues.intake_depth().await, (0, 0), "nothing left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_past_the_grace_are_released_to_another_replica_at_once() {
+    let local = LocalAws::start();
+    let seed = local.seed(2, 2, 0);
+    let queues = Queues::new(&local, &seed).await;
+    for (n, (bucket, account)) in seed.locked_buckets().into_iter().enumerate() {
+        queues.send(&job(&format!("stuck-{n}"), &account, "S3UnlockBucketPolicy", json!({"bucket": bucket}))).await;
+    }
+    local.fault(json!({"service": "s3", "operation": "GetBucketPolicy", "latency_ms": 20000, "count": 2}));
+    let extra = "[workers]\nconcurrency = 2\n[shutdown]\ngrace = \"1s\"";
+    let mut daemon = DaemonProcess::start(&config_toml(&local, &seed, extra), &[]);
+    wait_for_calls(&local, "s3.GetBucketPolicy", 2);
+
+    let signalled = Instant::now();
+    daemon.signal("TERM");
+    assert!(daemon.wait(Duration::from_secs(10)).success(), "{}", daemon.log());
+    assert!(signalled.elapsed() < Duration::from_secs(5), "exit soon after the grace");
+    // Visibility 0: both messages are visible again now, not after the 60 s timeout.
+    assert_eq!(queues.intake_depth().await, (2, 0));
+    daemon.wait_for_line("releasing the messages of unfinished jobs", WAIT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_policy_and_refuses_an_invalid_one() {
+    let local = LocalAws::start();
+    let seed = local.seed(2, 0, 0);
+    let account = seed.accounts()[0].clone();
+    let queues = Queues::new(&local, &seed).await;
+    let base = config_toml(&local, &seed, "");
+    let daemon = DaemonProcess::start(&base, &[]);
+    let path = daemon.dir.join("rootwarden.toml");
+
+    queues.send(&job("before", &account, "IAMAuditRootUserCredentials", json!({}))).await;
+    assert_eq!(queues.results(1, WAIT).await[0]["outcome"], "succeeded");
+
+    std::fs::write(&path, format!("{base}\n[policy]\ndenied_accounts = [\"{account}\"]\n")).unwrap();
+    daemon.signal("HUP");
+    daemon.wait_for_line("the policy was reloaded", WAIT);
+    queues.send(&job("after", &account, "IAMAuditRootUserCredentials", json!({}))).await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!(result["outcome"], "rejected");
+    assert_eq!(result["error_code"], "policy.account");
+
+    std::fs::write(&path, format!("{base}\n[policy]\ndenied_accounts = [\"not-an-account\"]\n")).unwrap();
+    daemon.signal("HUP");
+    daemon.wait_for_line("the old policy stays", WAIT);
+    queues.send(&job("still-denied", &account, "IAMAuditRootUserCredentials", json!({}))).await;
+    assert_eq!(queues.results(1, WAIT).await[0]["error_code"], "policy.account", "the old policy stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_speaks_the_systemd_notify_protocol() {
+    let local = LocalAws::start();
+    let seed = local.seed(1, 0, 0);
+    let dir = std::env::temp_dir().join(format!("rootwarden-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut daemon = DaemonProcess::start(
+        &config_toml(&local, &seed, ""),
+        &[("NOTIFY_SOCKET", socket_path.to_str().unwrap()), ("WATCHDOG_USEC", "1000000")],
+    );
+    let mut received = Vec::new();
+    let mut next = || {
+        let mut buffer = [0u8; 4096];
+        let n = socket.recv(&mut buffer).expect("a notification within 30 s");
+        String::from_utf8_lossy(&buffer[..n]).into_owned()
+    };
+    while !received.iter().any(|m: &String| m.contains("WATCHDOG=1")) {
+        received.push(next());
+    }
+    assert!(received[0].contains("READY=1"), "READY comes first: {received:?}");
+    daemon.signal("TERM");
+    while !received.iter().any(|m| m.contains("STOPPING=1")) {
+        received.push(next());
+    }
+    assert!(daemon.wait(Duration::from_secs(30)).success());
+    std::fs::remove_dir_all(dir).unwrap();
+}
