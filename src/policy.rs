@@ -136,6 +136,8 @@ pub struct Organization {
     features: Mutex<Option<(HashSet<String>, Instant)>>,
     management_account: Mutex<Option<(String, Instant)>>,
     accounts: Mutex<HashMap<String, (Membership, Instant)>>,
+    /// When the whole account list was last read; the async lock makes one listing at a time.
+    listed_at: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Organization {
@@ -147,6 +149,7 @@ impl Organization {
             features: Mutex::new(None),
             management_account: Mutex::new(None),
             accounts: Mutex::new(HashMap::new()),
+            listed_at: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -217,28 +220,62 @@ impl Organization {
     }
 
     async fn membership(&self, account_id: &str) -> Result<Membership, CheckError> {
-        if let Some((membership, at)) = self.accounts.lock().expect("org lock").get(account_id)
-            && at.elapsed() < ORGANIZATION_TTL
-        {
-            return Ok(*membership);
+        if let Some(membership) = self.cached_membership(account_id) {
+            return Ok(membership);
+        }
+        // One listing answers for every account (a sweep of 500 accounts costs 25 pages, not
+        // 500 calls); an account missing from it is asked about directly, in case it is new.
+        self.list_accounts().await?;
+        if let Some(membership) = self.cached_membership(account_id) {
+            return Ok(membership);
         }
         let request = self.clients.organizations.describe_account().account_id(account_id).send();
         let membership = match aws::call(&self.metrics, "organizations", "DescribeAccount", request).await {
-            Ok(output) => {
-                let state = output.account().and_then(|a| a.state()).map(|s| s.as_str().to_owned());
-                let status = output.account().and_then(|a| a.status()).map(|s| s.as_str().to_owned());
-                if state.as_deref().or(status.as_deref()) == Some("ACTIVE") {
-                    Membership::Active
-                } else {
-                    Membership::NotActive
-                }
-            }
+            Ok(output) => output.account().map_or(Membership::NotActive, membership_of),
             Err(error) if error.is(&["AccountNotFoundException"]) => Membership::NotMember,
             Err(error) => return Err(organization_error(error)),
         };
         self.accounts.lock().expect("org lock").insert(account_id.to_owned(), (membership, Instant::now()));
         Ok(membership)
     }
+
+    fn cached_membership(&self, account_id: &str) -> Option<Membership> {
+        let accounts = self.accounts.lock().expect("org lock");
+        accounts.get(account_id).filter(|(_, at)| at.elapsed() < ORGANIZATION_TTL).map(|(membership, _)| *membership)
+    }
+
+    /// Reads every account of the organization, unless another job did so within the TTL.
+    async fn list_accounts(&self) -> Result<(), CheckError> {
+        let mut listed_at = self.listed_at.lock().await;
+        if listed_at.is_some_and(|at| at.elapsed() < ORGANIZATION_TTL) {
+            return Ok(());
+        }
+        let mut pages = self.clients.organizations.list_accounts().into_paginator().send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(|error| AwsCallError::from_sdk("organizations", "ListAccounts", error))
+                .map_err(|error| {
+                    self.metrics.aws_errors.with_label_values(&["organizations", "ListAccounts", &error.code]).inc();
+                    organization_error(error)
+                })?;
+            for account in page.accounts() {
+                if let Some(id) = account.id() {
+                    found.push((id.to_owned(), membership_of(account)));
+                }
+            }
+        }
+        let now = Instant::now();
+        self.accounts.lock().expect("org lock").extend(found.into_iter().map(|(id, m)| (id, (m, now))));
+        *listed_at = Some(now);
+        Ok(())
+    }
+}
+
+fn membership_of(account: &aws_sdk_organizations::types::Account) -> Membership {
+    let state = account.state().map(|s| s.as_str().to_owned());
+    let status = account.status().map(|s| s.as_str().to_owned());
+    if state.as_deref().or(status.as_deref()) == Some("ACTIVE") { Membership::Active } else { Membership::NotActive }
 }
 
 /// A permanent error reading the organization (no organization, not the management account or
