@@ -131,35 +131,39 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set")
 }
 
-/// One DeleteMessageBatch, retrying the entries SQS reports as failed (they are counted, never
-/// ignored).
-async fn delete_batch(clients: Clients, metrics: Metrics, url: String, handles: Vec<String>) -> Vec<Result<(), String>> {
-    let mut results: Vec<Result<(), String>> = vec![Err("not attempted".into()); handles.len()];
-    let mut pending: Vec<usize> = (0..handles.len()).collect();
+/// What SQS said of a batch call's entries, by index into the batch.
+struct EntryResults {
+    succeeded: Vec<usize>,
+    /// (index, AWS code, sender fault).
+    failed: Vec<(usize, String, bool)>,
+}
+
+/// Calls `attempt` with the indices still pending, retrying the entries SQS reports as failed
+/// (and the whole call on a transport error) up to `ENTRY_ATTEMPTS` times; failures are counted
+/// by the caller, never ignored. A sender fault (e.g. an invalid receipt handle) would fail the
+/// same way again, so it is not retried.
+async fn with_entry_retries<F, Fut>(operation: &str, count: usize, mut attempt: F) -> Vec<Result<(), String>>
+where
+    F: FnMut(Vec<usize>) -> Fut,
+    Fut: std::future::Future<Output = Result<EntryResults, AwsCallError>>,
+{
+    let mut results: Vec<Result<(), String>> = vec![Err("not attempted".into()); count];
+    let mut pending: Vec<usize> = (0..count).collect();
     for _ in 0..ENTRY_ATTEMPTS {
         if pending.is_empty() {
             break;
         }
-        let entries = pending.iter().map(|&i| {
-            DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(&handles[i]).build().expect("fields set")
-        });
-        let request = clients.sqs.delete_message_batch().queue_url(&url).set_entries(Some(entries.collect())).send();
-        match aws::call(&metrics, "sqs", "DeleteMessageBatch", request).await {
-            Ok(output) => {
-                for entry in output.successful() {
-                    if let Ok(i) = entry.id().parse::<usize>() {
-                        results[i] = Ok(());
-                    }
+        match attempt(pending.clone()).await {
+            Ok(entries) => {
+                for i in entries.succeeded {
+                    results[i] = Ok(());
                 }
-                pending = output
-                    .failed()
-                    .iter()
-                    .filter_map(|entry| {
-                        let i = entry.id().parse::<usize>().ok()?;
-                        metrics.delete_failures.inc();
-                        results[i] = Err(format!("DeleteMessageBatch entry failed with {}", entry.code()));
-                        // A sender fault (an invalid receipt handle) will fail the same way again.
-                        (!entry.sender_fault()).then_some(i)
+                pending = entries
+                    .failed
+                    .into_iter()
+                    .filter_map(|(i, code, sender_fault)| {
+                        results[i] = Err(format!("{operation} entry failed with {code}"));
+                        (!sender_fault).then_some(i)
                     })
                     .collect();
             }
@@ -173,14 +177,33 @@ async fn delete_batch(clients: Clients, metrics: Metrics, url: String, handles: 
     results
 }
 
-/// One SendMessageBatch, retrying the entries SQS reports as failed.
-async fn send_batch(clients: Clients, metrics: Metrics, url: String, messages: Vec<Outgoing>) -> Vec<Result<(), String>> {
-    let mut results: Vec<Result<(), String>> = vec![Err("not attempted".into()); messages.len()];
-    let mut pending: Vec<usize> = (0..messages.len()).collect();
-    for _ in 0..ENTRY_ATTEMPTS {
-        if pending.is_empty() {
-            break;
+fn index(id: &str) -> Option<usize> {
+    id.parse().ok()
+}
+
+/// One DeleteMessageBatch of up to ten receipt handles.
+async fn delete_batch(clients: Clients, metrics: Metrics, url: String, handles: Vec<String>) -> Vec<Result<(), String>> {
+    with_entry_retries("DeleteMessageBatch", handles.len(), |pending| {
+        let entries = pending.iter().map(|&i| {
+            DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(&handles[i]).build().expect("fields set")
+        });
+        let request = clients.sqs.delete_message_batch().queue_url(&url).set_entries(Some(entries.collect())).send();
+        let metrics = &metrics;
+        async move {
+            let output = aws::call(metrics, "sqs", "DeleteMessageBatch", request).await?;
+            metrics.delete_failures.inc_by(output.failed().len() as u64);
+            Ok(EntryResults {
+                succeeded: output.successful().iter().filter_map(|e| index(e.id())).collect(),
+                failed: output.failed().iter().filter_map(|e| Some((index(e.id())?, e.code().to_owned(), e.sender_fault()))).collect(),
+            })
         }
+    })
+    .await
+}
+
+/// One SendMessageBatch of up to ten messages.
+async fn send_batch(clients: Clients, metrics: Metrics, url: String, messages: Vec<Outgoing>) -> Vec<Result<(), String>> {
+    with_entry_retries("SendMessageBatch", messages.len(), |pending| {
         let entries = pending.iter().map(|&i| {
             let message = &messages[i];
             let mut entry = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(&message.body);
@@ -190,29 +213,14 @@ async fn send_batch(clients: Clients, metrics: Metrics, url: String, messages: V
             entry.build().expect("fields set")
         });
         let request = clients.sqs.send_message_batch().queue_url(&url).set_entries(Some(entries.collect())).send();
-        match aws::call(&metrics, "sqs", "SendMessageBatch", request).await {
-            Ok(output) => {
-                for entry in output.successful() {
-                    if let Ok(i) = entry.id().parse::<usize>() {
-                        results[i] = Ok(());
-                    }
-                }
-                pending = output
-                    .failed()
-                    .iter()
-                    .filter_map(|entry| {
-                        let i = entry.id().parse::<usize>().ok()?;
-                        results[i] = Err(format!("SendMessageBatch entry failed with {}", entry.code()));
-                        (!entry.sender_fault()).then_some(i)
-                    })
-                    .collect();
-            }
-            Err(error) => {
-                for &i in &pending {
-                    results[i] = Err(error.to_string());
-                }
-            }
+        let metrics = &metrics;
+        async move {
+            let output = aws::call(metrics, "sqs", "SendMessageBatch", request).await?;
+            Ok(EntryResults {
+                succeeded: output.successful().iter().filter_map(|e| index(e.id())).collect(),
+                failed: output.failed().iter().filter_map(|e| Some((index(e.id())?, e.code().to_owned(), e.sender_fault()))).collect(),
+            })
         }
-    }
-    results
+    })
+    .await
 }
