@@ -233,16 +233,22 @@ where
     E: ProvideErrorMetadata,
     R: HasStatus,
 {
-    let span = tracing::debug_span!(
+    // A span only as a child of a job's (or a root session's) span: the poller's long polls and
+    // the batch flushes would otherwise each export a trace of their own, noise at the collector.
+    let span = if tracing::Span::current().is_none() {
+        tracing::Span::none()
+    } else {
+        tracing::info_span!(
         "aws.call",
         otel.name = %format_args!("{service}.{operation}"),
         otel.kind = "client",
         rpc.system = "aws-api",
         rpc.service = service,
         rpc.method = operation,
-        otel.status_code = tracing::field::Empty,
-        aws.error_code = tracing::field::Empty,
-    );
+            otel.status_code = tracing::field::Empty,
+            aws.error_code = tracing::field::Empty,
+        )
+    };
     let result = request.instrument(span.clone()).await;
     result.map_err(|error| {
         let error = AwsCallError::from_sdk(service, operation, error);

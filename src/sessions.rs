@@ -194,12 +194,11 @@ impl SessionCache {
     }
 
     async fn assume_root(&self, account_id: &str, task: Task) -> Result<RootSession, SessionError> {
+        // The whole wait for a session (rate limit, throttling retries); the AssumeRoot calls
+        // themselves are its `sts.AssumeRoot` children.
         let span = tracing::info_span!(
-            "sts.AssumeRoot",
-            otel.kind = "client",
-            rpc.system = "aws-api",
-            rpc.service = "sts",
-            rpc.method = "AssumeRoot",
+            "root_session",
+            otel.name = "rootwarden.root_session",
             cloud.account.id = account_id,
             rootwarden.task = task.as_str(),
             rootwarden.root_session.access_key_id = tracing::field::Empty,

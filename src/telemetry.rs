@@ -9,6 +9,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -31,15 +32,29 @@ impl Drop for TelemetryGuard {
 /// `OTEL_*`), passed in so the caller decides where it comes from.
 pub fn init(config: &TelemetryConfig, env: &HashMap<String, String>) -> anyhow::Result<TelemetryGuard> {
     let provider = tracer_provider(config, env)?;
-    let otel_layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("rootwarden"));
-    let filter = EnvFilter::try_new(env.get("RUST_LOG").map_or("info", String::as_str))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
+    // Traces keep rootwarden's own spans whatever RUST_LOG says: quieter logs must not cost
+    // the traces their job and AWS call spans.
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("rootwarden"))
+        .with_filter(EnvFilter::new("rootwarden=info"));
+    let log_filter = || {
+        EnvFilter::try_new(env.get("RUST_LOG").map_or("info", String::as_str)).unwrap_or_else(|_| EnvFilter::new("info"))
+    };
+    let registry = tracing_subscriber::registry().with(otel_layer);
     match config.log_format {
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(false).with_span_list(true))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(true)
+                    .with_filter(log_filter()),
+            )
             .try_init()?,
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init()?,
+        LogFormat::Pretty => {
+            registry.with(tracing_subscriber::fmt::layer().with_target(false).with_filter(log_filter())).try_init()?
+        }
     }
     Ok(TelemetryGuard { provider })
 }

@@ -14,9 +14,7 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(120);
 
 async fn sender_id(local: &LocalAws, credentials: Credentials) -> String {
-    let mut aws = rootwarden::config::AwsConfig::default();
-    aws.endpoint_url = Some(local.endpoint.clone());
-    let sdk = rootwarden::aws::sdk_config(&aws, Some(credentials)).await;
+    let sdk = sdk_config(local, credentials).await;
     aws_sdk_sts::Client::new(&sdk).get_caller_identity().send().await.unwrap().user_id.unwrap()
 }
 
@@ -89,9 +87,7 @@ async fn a_disabled_organization_feature_is_a_clear_rejection_and_dry_run_policy
     let local = LocalAws::start();
     let seed = local.seed(2, 1, 0);
     let (bucket, account) = seed.locked_buckets()[0].clone();
-    let mut aws = rootwarden::config::AwsConfig::default();
-    aws.endpoint_url = Some(local.endpoint.clone());
-    let iam = aws_sdk_iam::Client::new(&rootwarden::aws::sdk_config(&aws, Some(credentials())).await);
+    let iam = aws_sdk_iam::Client::new(&sdk_config(&local, credentials()).await);
     iam.disable_organizations_root_sessions().send().await.unwrap();
     let queues = Queues::new(&local, &seed).await;
     let mut config = config(&local, &seed);

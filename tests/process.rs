@@ -110,7 +110,7 @@ async fn the_daemon_speaks_the_systemd_notify_protocol() {
         &[("NOTIFY_SOCKET", socket_path.to_str().unwrap()), ("WATCHDOG_USEC", "1000000")],
     );
     let mut received = Vec::new();
-    let mut next = || {
+    let next = || {
         let mut buffer = [0u8; 4096];
         let n = socket.recv(&mut buffer).expect("a notification within 30 s");
         String::from_utf8_lossy(&buffer[..n]).into_owned()

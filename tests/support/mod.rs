@@ -177,6 +177,12 @@ impl Seed {
     }
 }
 
+/// An SDK configuration for the local environment with these credentials.
+pub async fn sdk_config(local: &LocalAws, credentials: Credentials) -> aws_config::SdkConfig {
+    let aws = rootwarden::config::AwsConfig { endpoint_url: Some(local.endpoint.clone()), ..Default::default() };
+    rootwarden::aws::sdk_config(&aws, Some(credentials)).await
+}
+
 /// Credentials of the management account in the local environment.
 pub fn credentials() -> Credentials {
     Credentials::new("AKIDMANAGEMENT000001", "management-secret", None, None, "tests")
@@ -258,9 +264,7 @@ impl Queues {
 
     /// Clients acting with other credentials (another sender).
     pub async fn with_credentials(local: &LocalAws, seed: &Seed, credentials: Credentials) -> Self {
-        let mut aws = rootwarden::config::AwsConfig::default();
-        aws.endpoint_url = Some(local.endpoint.clone());
-        let sdk = rootwarden::aws::sdk_config(&aws, Some(credentials)).await;
+        let sdk = sdk_config(local, credentials).await;
         Self {
             sqs: aws_sdk_sqs::Client::new(&sdk),
             seed_results: seed.queue("results"),
