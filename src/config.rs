@@ -285,9 +285,7 @@ impl Config {
             .add_source(environment.try_parsing(true))
             .build()
             .map_err(|error| ConfigError { problems: vec![error.to_string()] })?;
-        let config = Self::from_merged(&merged)?;
-        config.validate()?;
-        Ok(config)
+        Self::checked(&merged)
     }
 
     /// Parses a TOML document (defaults fill what it leaves out) and validates it.
@@ -296,14 +294,21 @@ impl Config {
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .map_err(|error| ConfigError { problems: vec![error.to_string()] })?;
-        let config = Self::from_merged(&merged)?;
-        config.validate()?;
-        Ok(config)
+        Self::checked(&merged)
+    }
+
+    /// Deserializes and validates, reporting the problems of both steps together.
+    fn checked(merged: &config::Config) -> Result<Self, ConfigError> {
+        let (config, mut problems) = Self::from_merged(merged);
+        if let Err(error) = config.validate() {
+            problems.extend(error.problems);
+        }
+        if problems.is_empty() { Ok(config) } else { Err(ConfigError { problems }) }
     }
 
     /// Deserializes section by section, so that a bad key in one section does not hide a bad
-    /// key in another.
-    fn from_merged(merged: &config::Config) -> Result<Self, ConfigError> {
+    /// key in another; a section that does not deserialize keeps its defaults.
+    fn from_merged(merged: &config::Config) -> (Self, Vec<String>) {
         let mut problems = Vec::new();
         let mut config = Config::default();
         let table = merged.clone().try_deserialize::<config::Map<String, config::Value>>();
@@ -339,7 +344,7 @@ impl Config {
         config.policy = section(merged, "policy", &mut problems);
         config.telemetry = section(merged, "telemetry", &mut problems);
         config.shutdown = section(merged, "shutdown", &mut problems);
-        if problems.is_empty() { Ok(config) } else { Err(ConfigError { problems }) }
+        (config, problems)
     }
 
     /// Checks everything that types alone cannot, listing every problem.

@@ -126,3 +126,31 @@ async fn the_daemon_speaks_the_systemd_notify_protocol() {
     assert!(daemon.wait(Duration::from_secs(30)).success());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn an_invalid_configuration_lists_every_problem_and_exits_78() {
+    let dir = std::env::temp_dir().join(format!("rootwarden-badconfig-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rootwarden.toml");
+    std::fs::write(&path, "[sessions]\nduration = \"1000s\"\n[workers]\nconcurency = 4\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rootwarden"))
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .env_remove("ROOTWARDEN_INTAKE__QUEUE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in ["concurency", "intake.queue_url is required"] {
+        assert!(stderr.contains(expected), "{expected:?} missing from:\n{stderr}");
+    }
+
+    std::fs::write(&path, "[intake]\nqueue_url = \"https://q/111122223333/in\"\ndead_letter_queue_url = \"https://q/111122223333/dlq\"\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rootwarden"))
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let effective = String::from_utf8_lossy(&output.stdout);
+    assert!(effective.contains("concurrency = 32") && effective.contains("[sessions]"), "{effective}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
