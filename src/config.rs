@@ -159,6 +159,9 @@ pub struct PolicyConfig {
     pub allowed_accounts: Vec<String>,
     /// Accounts no job may target, whatever else says.
     pub denied_accounts: Vec<String>,
+    /// Organizational units (`ou-…`, or a root `r-…`) whose accounts, at any depth, no job may
+    /// target.
+    pub denied_organizational_units: Vec<String>,
     /// SQS `SenderId` values allowed to post jobs (a principal id, or `AROA…:*` for any session
     /// of a role); empty means any sender.
     pub allowed_senders: Vec<String>,
@@ -179,6 +182,7 @@ impl Default for PolicyConfig {
             allowed_tasks: Vec::new(),
             allowed_accounts: Vec::new(),
             denied_accounts: Vec::new(),
+            denied_organizational_units: Vec::new(),
             allowed_senders: Vec::new(),
             require_ticket: vec![
                 "IAMDeleteRootUserCredentials".into(),
@@ -254,10 +258,11 @@ pub struct ConfigError {
 }
 
 /// Environment keys whose values are comma-separated lists.
-const LIST_KEYS: [&str; 5] = [
+const LIST_KEYS: [&str; 6] = [
     "policy.allowed_tasks",
     "policy.allowed_accounts",
     "policy.denied_accounts",
+    "policy.denied_organizational_units",
     "policy.allowed_senders",
     "policy.require_ticket",
 ];
@@ -459,6 +464,13 @@ impl PolicyConfig {
                 "policy: accounts both allowed and denied: {}",
                 duplicates.into_iter().cloned().collect::<Vec<_>>().join(", ")
             ));
+        }
+        for unit in &self.denied_organizational_units {
+            let well_formed = (unit.starts_with("ou-") || unit.starts_with("r-"))
+                && unit.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !well_formed {
+                problems.push(format!("policy.denied_organizational_units: `{unit}` is not an OU id (ou-…) or root id (r-…)"));
+            }
         }
         for sender in &self.allowed_senders {
             if sender.trim().is_empty() || sender.contains(char::is_whitespace) {

@@ -136,6 +136,8 @@ pub struct Organization {
     features: Mutex<Option<(HashSet<String>, Instant)>>,
     management_account: Mutex<Option<(String, Instant)>>,
     accounts: Mutex<HashMap<String, (Membership, Instant)>>,
+    /// OUs above each account, for `policy.denied_organizational_units`.
+    ancestors: Mutex<HashMap<String, (Vec<String>, Instant)>>,
     /// When the whole account list was last read; the async lock makes one listing at a time.
     listed_at: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -149,13 +151,14 @@ impl Organization {
             features: Mutex::new(None),
             management_account: Mutex::new(None),
             accounts: Mutex::new(HashMap::new()),
+            ancestors: Mutex::new(HashMap::new()),
             listed_at: tokio::sync::Mutex::new(None),
         }
     }
 
     /// The organization-dependent checks: the task's feature is enabled, and the account is an
     /// ACTIVE member other than the management account.
-    pub async fn check(&self, job: &Job) -> Result<(), CheckError> {
+    pub async fn check(&self, job: &Job, policy: &PolicyConfig) -> Result<(), CheckError> {
         let features = self.features().await?;
         let feature = job.task.feature().as_str();
         if !features.contains(feature) {
@@ -168,7 +171,7 @@ impl Organization {
             return Err(reject("policy.membership", "the management account cannot be a target of AssumeRoot"));
         }
         match self.membership(&job.account_id).await? {
-            Membership::Active => Ok(()),
+            Membership::Active => self.check_units(&job.account_id, &policy.denied_organizational_units).await,
             Membership::NotActive => {
                 Err(reject("policy.membership", format!("account {} is not ACTIVE", job.account_id)))
             }
@@ -177,6 +180,48 @@ impl Organization {
                 format!("account {} is not a member of the organization", job.account_id),
             )),
         }
+    }
+
+    /// Rejects an account that sits, at any depth, under one of the denied OUs (or roots).
+    async fn check_units(&self, account_id: &str, denied: &[String]) -> Result<(), CheckError> {
+        if denied.is_empty() {
+            return Ok(());
+        }
+        for unit in self.ancestors(account_id).await? {
+            if denied.contains(&unit) {
+                return Err(reject(
+                    "policy.organizational_unit",
+                    format!("account {account_id} is under {unit}, in policy.denied_organizational_units"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The OUs and root above an account, nearest first (ListParents up to the root).
+    async fn ancestors(&self, account_id: &str) -> Result<Vec<String>, CheckError> {
+        if let Some((units, at)) = self.ancestors.lock().expect("org lock").get(account_id)
+            && at.elapsed() < ORGANIZATION_TTL
+        {
+            return Ok(units.clone());
+        }
+        let mut units = Vec::new();
+        let mut child = account_id.to_owned();
+        // An organization is at most five OUs deep under its root; the bound guards a cycle.
+        for _ in 0..8 {
+            let request = self.clients.organizations.list_parents().child_id(&child).send();
+            let output = aws::call(&self.metrics, "organizations", "ListParents", request)
+                .await
+                .map_err(organization_error)?;
+            let Some(parent) = output.parents().first().and_then(|p| p.id()) else { break };
+            units.push(parent.to_owned());
+            if parent.starts_with("r-") {
+                break;
+            }
+            child = parent.to_owned();
+        }
+        self.ancestors.lock().expect("org lock").insert(account_id.to_owned(), (units.clone(), Instant::now()));
+        Ok(units)
     }
 
     /// Reads the features now (start-up and readiness use it).

@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::ack::Acknowledger;
 use crate::aws::{AwsCallError, Clients, ErrorClass};
-use crate::config::Config;
+use crate::config::{Config, PolicyConfig};
 use crate::events;
 use crate::intake::Received;
 use crate::job::{Job, JobError, JobHeader};
@@ -147,7 +147,7 @@ async fn decide(message: &Received, context: &WorkerContext) -> Decision {
     let dry_run = job.dry_run || policy.dry_run;
     let result = match policy::check_static(&policy, &job, &message.provenance, SystemTime::now()) {
         Err(rejection) => Err(JobFailure::Rejected(rejection)),
-        Ok(()) => run_checked(&job, dry_run, context).await,
+        Ok(()) => run_checked(&job, &policy, dry_run, context).await,
     };
     let last_attempt = message.receive_count >= context.config.intake.max_receive_count;
     let ending = match result {
@@ -163,10 +163,11 @@ async fn decide(message: &Received, context: &WorkerContext) -> Decision {
 /// The organization checks, the per-account slot, and the task within its timeout.
 async fn run_checked(
     job: &Job,
+    policy: &PolicyConfig,
     dry_run: bool,
     context: &WorkerContext,
 ) -> Result<(tasks::TaskReport, String), JobFailure> {
-    match context.organization.check(job).await {
+    match context.organization.check(job, policy).await {
         Err(CheckError::Rejected(rejection)) => return Err(JobFailure::Rejected(rejection)),
         Err(CheckError::Unavailable(error)) => return Err(JobFailure::Unavailable(error)),
         Ok(()) => {}

@@ -173,3 +173,38 @@ async fn jobs_for_one_account_run_one_at_a_time_while_other_accounts_proceed() {
 fn parse_time(text: &str) -> SystemTime {
     humantime::parse_rfc3339_weak(text.trim_end_matches('Z').split('+').next().unwrap()).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_under_a_denied_organizational_unit_are_rejected() {
+    let local = LocalAws::start();
+    let seed = local.seed(3, 0, 0);
+    let accounts = seed.accounts();
+    let organizations = aws_sdk_organizations::Client::new(&sdk_config(&local, credentials()).await);
+    let root = organizations.list_roots().send().await.unwrap().roots()[0].id().unwrap().to_owned();
+    let create = organizations.create_organizational_unit().parent_id(&root).name("break-glass").send().await.unwrap();
+    let unit = create.organizational_unit().unwrap().id().unwrap().to_owned();
+    let nested = organizations.create_organizational_unit().parent_id(&unit).name("nested").send().await.unwrap();
+    let nested = nested.organizational_unit().unwrap().id().unwrap().to_owned();
+    organizations
+        .move_account()
+        .account_id(&accounts[0])
+        .source_parent_id(&root)
+        .destination_parent_id(&nested)
+        .send()
+        .await
+        .unwrap();
+    let queues = Queues::new(&local, &seed).await;
+    let mut config = config(&local, &seed);
+    config.policy.denied_organizational_units = vec![unit.clone()];
+    let daemon = RunningDaemon::start(config).await;
+
+    queues.send(&job("under-unit", &accounts[0], "IAMAuditRootUserCredentials", json!({}))).await;
+    queues.send(&job("in-root", &accounts[1], "IAMAuditRootUserCredentials", json!({}))).await;
+    let results = queues.results(2, WAIT).await;
+    let by_id = |id: &str| results.iter().find(|r| r["job_id"] == id).unwrap().clone();
+    assert_eq!(by_id("under-unit")["error_code"], "policy.organizational_unit", "{results:?}");
+    assert!(by_id("under-unit")["reason"].as_str().unwrap().contains(&unit));
+    assert_eq!(by_id("in-root")["outcome"], "succeeded");
+    assert_eq!(local.assume_root_calls().len(), 1, "only the allowed account got a root session");
+    daemon.stop().await;
+}
