@@ -120,6 +120,34 @@ fn sender_matches(allowed: &str, sender: &str) -> bool {
 /// How long organization facts are trusted before they are read again.
 const ORGANIZATION_TTL: Duration = Duration::from_secs(300);
 
+/// A value read from AWS and trusted for `ORGANIZATION_TTL`. The async lock makes concurrent
+/// jobs wait for one read instead of each making it.
+struct Fresh<T>(tokio::sync::Mutex<Option<(T, Instant)>>);
+
+impl<T> Default for Fresh<T> {
+    fn default() -> Self {
+        Self(tokio::sync::Mutex::new(None))
+    }
+}
+
+impl<T: Clone> Fresh<T> {
+    async fn get_or_refresh<F, Fut>(&self, read: F) -> Result<T, CheckError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CheckError>>,
+    {
+        let mut slot = self.0.lock().await;
+        if let Some((value, at)) = slot.as_ref()
+            && at.elapsed() < ORGANIZATION_TTL
+        {
+            return Ok(value.clone());
+        }
+        let value = read().await?;
+        *slot = Some((value.clone(), Instant::now()));
+        Ok(value)
+    }
+}
+
 /// Membership of one account, as Organizations reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Membership {
@@ -133,13 +161,13 @@ enum Membership {
 pub struct Organization {
     clients: Clients,
     metrics: Metrics,
-    features: Mutex<Option<(HashSet<String>, Instant)>>,
-    management_account: Mutex<Option<(String, Instant)>>,
+    features: Fresh<HashSet<String>>,
+    management_account: Fresh<String>,
     accounts: Mutex<HashMap<String, (Membership, Instant)>>,
     /// OUs above each account, for `policy.denied_organizational_units`.
     ancestors: Mutex<HashMap<String, (Vec<String>, Instant)>>,
-    /// When the whole account list was last read; the async lock makes one listing at a time.
-    listed_at: tokio::sync::Mutex<Option<Instant>>,
+    /// When the whole account list was last read.
+    listing: Fresh<()>,
 }
 
 impl Organization {
@@ -148,11 +176,11 @@ impl Organization {
         Self {
             clients,
             metrics,
-            features: Mutex::new(None),
-            management_account: Mutex::new(None),
+            features: Fresh::default(),
+            management_account: Fresh::default(),
             accounts: Mutex::new(HashMap::new()),
             ancestors: Mutex::new(HashMap::new()),
-            listed_at: tokio::sync::Mutex::new(None),
+            listing: Fresh::default(),
         }
     }
 
@@ -226,42 +254,27 @@ impl Organization {
 
     /// Reads the features now (start-up and readiness use it).
     pub async fn features(&self) -> Result<HashSet<String>, CheckError> {
-        if let Some((features, at)) = self.features.lock().expect("org lock").as_ref()
-            && at.elapsed() < ORGANIZATION_TTL
-        {
-            return Ok(features.clone());
-        }
-        let output = aws::call(
-            &self.metrics,
-            "iam",
-            "ListOrganizationsFeatures",
-            self.clients.iam.list_organizations_features().send(),
-        )
-        .await
-        .map_err(organization_error)?;
-        let features: HashSet<String> =
-            output.enabled_features().iter().map(|f| f.as_str().to_owned()).collect();
-        *self.features.lock().expect("org lock") = Some((features.clone(), Instant::now()));
-        Ok(features)
+        self.features
+            .get_or_refresh(|| async {
+                let request = self.clients.iam.list_organizations_features().send();
+                let output = aws::call(&self.metrics, "iam", "ListOrganizationsFeatures", request)
+                    .await
+                    .map_err(organization_error)?;
+                Ok(output.enabled_features().iter().map(|f| f.as_str().to_owned()).collect())
+            })
+            .await
     }
 
     async fn management_account(&self) -> Result<String, CheckError> {
-        if let Some((id, at)) = self.management_account.lock().expect("org lock").as_ref()
-            && at.elapsed() < ORGANIZATION_TTL
-        {
-            return Ok(id.clone());
-        }
-        let output = aws::call(
-            &self.metrics,
-            "organizations",
-            "DescribeOrganization",
-            self.clients.organizations.describe_organization().send(),
-        )
-        .await
-        .map_err(organization_error)?;
-        let id = output.organization().and_then(|o| o.master_account_id()).unwrap_or_default().to_owned();
-        *self.management_account.lock().expect("org lock") = Some((id.clone(), Instant::now()));
-        Ok(id)
+        self.management_account
+            .get_or_refresh(|| async {
+                let request = self.clients.organizations.describe_organization().send();
+                let output = aws::call(&self.metrics, "organizations", "DescribeOrganization", request)
+                    .await
+                    .map_err(organization_error)?;
+                Ok(output.organization().and_then(|o| o.master_account_id()).unwrap_or_default().to_owned())
+            })
+            .await
     }
 
     async fn membership(&self, account_id: &str) -> Result<Membership, CheckError> {
@@ -291,29 +304,27 @@ impl Organization {
 
     /// Reads every account of the organization, unless another job did so within the TTL.
     async fn list_accounts(&self) -> Result<(), CheckError> {
-        let mut listed_at = self.listed_at.lock().await;
-        if listed_at.is_some_and(|at| at.elapsed() < ORGANIZATION_TTL) {
-            return Ok(());
-        }
-        let mut pages = self.clients.organizations.list_accounts().into_paginator().send();
-        let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(|error| AwsCallError::from_sdk("organizations", "ListAccounts", error))
-                .map_err(|error| {
-                    self.metrics.aws_errors.with_label_values(&["organizations", "ListAccounts", &error.code]).inc();
-                    organization_error(error)
-                })?;
-            for account in page.accounts() {
-                if let Some(id) = account.id() {
-                    found.push((id.to_owned(), membership_of(account)));
+        self.listing
+            .get_or_refresh(|| async {
+                let mut pages = self.clients.organizations.list_accounts().into_paginator().send();
+                let mut found = Vec::new();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|error| {
+                        let error = AwsCallError::from_sdk("organizations", "ListAccounts", error);
+                        self.metrics.aws_errors.with_label_values(&["organizations", "ListAccounts", &error.code]).inc();
+                        organization_error(error)
+                    })?;
+                    for account in page.accounts() {
+                        if let Some(id) = account.id() {
+                            found.push((id.to_owned(), membership_of(account)));
+                        }
+                    }
                 }
-            }
-        }
-        let now = Instant::now();
-        self.accounts.lock().expect("org lock").extend(found.into_iter().map(|(id, m)| (id, (m, now))));
-        *listed_at = Some(now);
-        Ok(())
+                let now = Instant::now();
+                self.accounts.lock().expect("org lock").extend(found.into_iter().map(|(id, m)| (id, (m, now))));
+                Ok(())
+            })
+            .await
     }
 }
 
