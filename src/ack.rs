@@ -31,6 +31,18 @@ pub struct Outgoing {
     pub attributes: Vec<(String, MessageAttributeValue)>,
 }
 
+/// How long a finished job's result and delete may wait for others to share their batch calls:
+/// nothing waits on them, and a fuller batch saves SQS calls (a job's message is hidden for the
+/// whole visibility timeout anyway).
+const COMPLETION_LINGER: Duration = Duration::from_millis(200);
+
+/// A finished job: its result to send, then its delivery to delete.
+#[derive(Debug)]
+struct Completion {
+    result_json: String,
+    receipt_handle: String,
+}
+
 /// The batchers and direct calls of acknowledgement.
 #[derive(Clone)]
 pub struct Acknowledger {
@@ -39,7 +51,7 @@ pub struct Acknowledger {
     intake_url: String,
     deletes: Batcher<String>,
     dead_letters: Batcher<Outgoing>,
-    results: Option<Batcher<Outgoing>>,
+    results: Option<Batcher<Completion>>,
 }
 
 impl Acknowledger {
@@ -55,17 +67,49 @@ impl Acknowledger {
         let mut tasks = Vec::new();
         let (deletes, task) = {
             let (clients, metrics, url) = (clients.clone(), metrics.clone(), intake_url.to_owned());
-            Batcher::spawn(move |handles| delete_batch(clients.clone(), metrics.clone(), url.clone(), handles))
+            Batcher::spawn(COMPLETION_LINGER, move |handles| {
+                let (clients, metrics, url) = (clients.clone(), metrics.clone(), url.clone());
+                async move {
+                    let results = delete_batch(clients, metrics.clone(), url, handles).await;
+                    for result in &results {
+                        match result {
+                            Ok(()) => metrics.messages_deleted.inc(),
+                            Err(error) => tracing::warn!(%error, "Could not delete a finished message; a redelivery will find nothing left to do."),
+                        }
+                    }
+                    results
+                }
+            })
         };
         tasks.push(task);
-        let sender = |url: &str| {
-            let (clients, metrics, url) = (clients.clone(), metrics.clone(), url.to_owned());
-            Batcher::spawn(move |messages| send_batch(clients.clone(), metrics.clone(), url.clone(), messages))
+        let (dead_letters, task) = {
+            let (clients, metrics, url) = (clients.clone(), metrics.clone(), dead_letter_url.to_owned());
+            // The worker waits for this one (the intake message is deleted only after it), so
+            // it does not linger.
+            Batcher::spawn(Duration::ZERO, move |messages| send_batch(clients.clone(), metrics.clone(), url.clone(), messages))
         };
-        let (dead_letters, task) = sender(dead_letter_url);
         tasks.push(task);
         let results = results_url.map(|url| {
-            let (batcher, task) = sender(url);
+            let (clients, metrics, url, deletes) = (clients.clone(), metrics.clone(), url.to_owned(), deletes.clone());
+            let (batcher, task) = Batcher::spawn(COMPLETION_LINGER, move |completions: Vec<Completion>| {
+                let (clients, metrics, url, deletes) = (clients.clone(), metrics.clone(), url.clone(), deletes.clone());
+                async move {
+                    let (messages, receipts): (Vec<_>, Vec<_>) = completions
+                        .into_iter()
+                        .map(|c| (Outgoing { body: c.result_json, attributes: Vec::new() }, c.receipt_handle))
+                        .unzip();
+                    let sent = send_batch(clients, metrics, url, messages).await;
+                    for (result, receipt) in sent.iter().zip(receipts) {
+                        if let Err(error) = result {
+                            tracing::error!(%error, "Could not send a result to the results queue; it is in the log only.");
+                        }
+                        // Results first, then the delete: a crash in between redelivers the job,
+                        // which finds nothing left to do and reports again.
+                        deletes.push(receipt);
+                    }
+                    sent
+                }
+            });
             tasks.push(task);
             batcher
         });
@@ -80,11 +124,15 @@ impl Acknowledger {
         (acknowledger, tasks)
     }
 
-    /// Deletes the message from the intake queue.
-    pub async fn delete(&self, message: &Received) -> Result<(), String> {
-        self.deletes.submit(message.receipt_handle.clone()).await?;
-        self.metrics.messages_deleted.inc();
-        Ok(())
+    /// Hands a finished job over: its result goes to the results queue (when configured), then
+    /// its message is deleted from the intake queue. Nothing waits for either, so the worker is
+    /// free at once; the drain on shutdown flushes both.
+    pub fn complete(&self, message: &Received, result_json: String) {
+        let receipt_handle = message.receipt_handle.clone();
+        match &self.results {
+            Some(results) => results.push(Completion { result_json, receipt_handle }),
+            None => self.deletes.push(receipt_handle),
+        }
     }
 
     /// Sends the original body and attributes, plus the outcome and reason, to the dead-letter
@@ -103,14 +151,6 @@ impl Acknowledger {
         self.dead_letters.submit(Outgoing { body: message.body.clone(), attributes }).await?;
         self.metrics.messages_dead_lettered.with_label_values(&[outcome.as_str()]).inc();
         Ok(())
-    }
-
-    /// Sends a result to the results queue, when one is configured.
-    pub async fn send_result(&self, result_json: String) -> Result<(), String> {
-        match &self.results {
-            Some(results) => results.submit(Outgoing { body: result_json, attributes: Vec::new() }).await,
-            None => Ok(()),
-        }
     }
 
     /// Sets the message's visibility (heartbeat, retry backoff, or 0 to release it).

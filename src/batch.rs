@@ -1,10 +1,15 @@
-//! Natural batching of SQS writes: requests that arrive while a batch call is in flight are
-//! sent together in the next one (up to SQS's 10 entries), so batches fill under load and a
-//! lone request is never held back by a timer.
+//! Batching of SQS writes: requests that arrive while a batch call is in flight are sent
+//! together in the next one (up to SQS's 10 entries). A batcher may also linger a moment after
+//! its first entry for more, where a short delay costs nothing (deleting a finished message) and
+//! fuller batches save calls.
 
 use std::future::Future;
 
+use std::time::Duration;
+
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio::task::JoinHandle;
 
 /// SQS batch calls take at most ten entries.
@@ -27,8 +32,8 @@ impl<T> Clone for Batcher<T> {
 
 impl<T: Send + 'static> Batcher<T> {
     /// Starts the flushing task. `flush` gets up to ten entries and returns one result per entry,
-    /// in order.
-    pub fn spawn<F, Fut>(flush: F) -> (Self, JoinHandle<()>)
+    /// in order; a batch waits at most `linger` after its first entry for the rest.
+    pub fn spawn<F, Fut>(linger: Duration, flush: F) -> (Self, JoinHandle<()>)
     where
         F: Fn(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<Result<(), String>>> + Send,
@@ -37,10 +42,17 @@ impl<T: Send + 'static> Batcher<T> {
         let task = tokio::spawn(async move {
             while let Some(first) = receiver.recv().await {
                 let mut batch = vec![first];
+                let deadline = Instant::now() + linger;
                 while batch.len() < MAX_BATCH {
                     match receiver.try_recv() {
                         Ok(request) => batch.push(request),
-                        Err(_) => break,
+                        Err(TryRecvError::Disconnected) => break,
+                        Err(TryRecvError::Empty) if linger.is_zero() => break,
+                        Err(TryRecvError::Empty) => match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                            Ok(Some(request)) => batch.push(request),
+                            // Closed (shutdown: flush now) or lingered long enough.
+                            Ok(None) | Err(_) => break,
+                        },
                     }
                 }
                 let (entries, replies): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
@@ -53,6 +65,14 @@ impl<T: Send + 'static> Batcher<T> {
             }
         });
         (Self { sender }, task)
+    }
+
+    /// Queues `entry` for the next batch without waiting for it; the flush reports failures.
+    pub fn push(&self, entry: T) {
+        let (reply, _) = oneshot::channel();
+        if self.sender.send((entry, reply)).is_err() {
+            tracing::error!("An entry was queued after its batcher stopped; it is dropped.");
+        }
     }
 
     /// Queues `entry` for the next batch and waits for its own result.
@@ -72,7 +92,7 @@ mod tests {
     async fn entries_waiting_together_share_a_call() {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let seen = sizes.clone();
-        let (batcher, task) = Batcher::spawn(move |entries: Vec<u32>| {
+        let (batcher, task) = Batcher::spawn(Duration::ZERO, move |entries: Vec<u32>| {
             seen.lock().unwrap().push(entries.len());
             async move { entries.iter().map(|e| if e % 7 == 0 { Err(format!("{e} failed")) } else { Ok(()) }).collect() }
         });
@@ -89,5 +109,22 @@ mod tests {
         assert_eq!(sizes.iter().sum::<usize>(), 25);
         assert!(sizes.iter().all(|&n| n <= MAX_BATCH));
         assert!(sizes.len() < 25, "entries submitted together were batched: {sizes:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lingering_batch_fills_up_then_leaves_on_time() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let (batcher, task) = Batcher::spawn(Duration::from_millis(200), move |entries: Vec<u32>| {
+            seen.lock().unwrap().push(entries.len());
+            async move { entries.iter().map(|_| Ok(())).collect() }
+        });
+        for n in 0..13 {
+            batcher.push(n);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(batcher);
+        task.await.unwrap();
+        assert_eq!(*sizes.lock().unwrap(), vec![10, 3], "a full batch leaves at once, the rest on close");
     }
 }

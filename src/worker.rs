@@ -255,7 +255,8 @@ async fn settle(decision: Decision, message: &Received, context: &WorkerContext,
     }
 }
 
-/// Records the result, then acknowledges: dead letter first (so nothing is lost), then delete.
+/// Records the result, then acknowledges: dead letter first (so nothing is lost), then the
+/// result and the delete.
 async fn finish(result: JobResult, message: &Received, context: &WorkerContext, elapsed: Duration) {
     let ack = &context.acknowledger;
     tracing::Span::current().record("rootwarden.outcome", result.outcome.as_str());
@@ -269,12 +270,7 @@ async fn finish(result: JobResult, message: &Received, context: &WorkerContext, 
     }
     let result_json = serde_json::to_string(&result).expect("results serialize");
     events::job_ended(&context.metrics, &result, &result_json, elapsed);
-    if let Err(error) = ack.send_result(result_json).await {
-        tracing::error!(%error, "Could not send the result to the results queue; the result is in this log line only.");
-    }
-    if let Err(error) = ack.delete(message).await {
-        tracing::warn!(%error, "Could not delete the finished message; a redelivery will find nothing left to do.");
-    }
+    ack.complete(message, result_json);
 }
 
 /// Exponential backoff by receive count, with jitter so that retries of a burst spread out.
