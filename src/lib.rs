@@ -14,6 +14,8 @@
 //! - [`aws`]: shared SDK configuration and AWS error classification.
 //! - [`metrics`], [`events`], [`telemetry`], [`http`], [`systemd`]: what operators see.
 //! - [`submit`]: building and posting a job (the `submit` command).
+//! - [`sweep`]: one job per member account, results collected, resumable, reported (`sweep`);
+//!   [`features`]: the organization's root access set-up (`features status|enable`).
 
 pub mod ack;
 pub mod aws;
@@ -21,6 +23,7 @@ pub mod batch;
 pub mod config;
 pub mod daemon;
 pub mod events;
+pub mod features;
 pub mod http;
 pub mod intake;
 pub mod job;
@@ -30,6 +33,7 @@ pub mod policy;
 pub mod ratelimit;
 pub mod sessions;
 pub mod submit;
+pub mod sweep;
 pub mod systemd;
 pub mod tasks;
 pub mod telemetry;

@@ -1,4 +1,5 @@
-//! The `rootwarden` command: `run` the daemon, `check-config`, `submit` a job, `healthcheck`.
+//! The `rootwarden` command: `run` the daemon, `check-config`, `submit` a job, `sweep` the
+//! organization, show or enable its root access `features`, `healthcheck`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,6 +31,13 @@ enum Command {
     CheckConfig,
     /// Builds a v1 job, validates it, posts it to the intake queue and prints the message id.
     Submit(Box<SubmitArgs>),
+    /// Posts one job per member account, waits for the results and writes a CSV/JSON report.
+    Sweep(Box<SweepArgs>),
+    /// Shows or enables the organization's centralized root access set-up.
+    Features {
+        #[command(subcommand)]
+        action: FeaturesAction,
+    },
     /// Exits 0 when the local daemon's /healthz answers 200 (for container health checks).
     Healthcheck {
         /// The daemon's health URL.
@@ -75,6 +83,66 @@ struct SubmitArgs {
     intake_url: Option<String>,
 }
 
+#[derive(Subcommand)]
+enum FeaturesAction {
+    /// Trusted access for iam.amazonaws.com, RootCredentialsManagement, RootSessions and IAM's
+    /// delegated administrator (exit 1 when a feature is off).
+    Status,
+    /// Enables trusted access for iam.amazonaws.com and both features (management account only).
+    Enable,
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// IAMAuditRootUserCredentials, IAMDeleteRootUserCredentials or IAMCreateRootUserPassword.
+    #[arg(long)]
+    task: String,
+    /// For IAMDeleteRootUserCredentials: kinds to delete (password, access_keys,
+    /// signing_certificates, mfa_devices); default all.
+    #[arg(long, value_delimiter = ',')]
+    credentials: Option<Vec<String>>,
+    /// Accounts never targeted (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    exclude: Vec<String>,
+    /// Organizational units whose accounts, at any depth, are never targeted.
+    #[arg(long = "exclude-ou", value_delimiter = ',')]
+    exclude_ou: Vec<String>,
+    /// Only these accounts (default: every ACTIVE member but the management account).
+    #[arg(long, value_delimiter = ',')]
+    include: Vec<String>,
+    /// Approving ticket, copied into every job.
+    #[arg(long)]
+    ticket: Option<String>,
+    /// Only read, and report what would change.
+    #[arg(long)]
+    dry_run: bool,
+    /// Report base path: writes PATH.csv, PATH.json and PATH.state.json (default sweep-<id>).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Resume this sweep from its state file (same --report as the first run).
+    #[arg(long, value_name = "SWEEP_ID", conflicts_with = "sweep_id")]
+    resume: Option<String>,
+    /// The id of a new sweep (default: generated from the time).
+    #[arg(long)]
+    sweep_id: Option<String>,
+    /// With --resume: post again the jobs posted without a result (only if the intake queue
+    /// lost them; otherwise they run twice).
+    #[arg(long, requires = "resume")]
+    repost_pending: bool,
+    /// Jobs posted and not yet answered, at most.
+    #[arg(long, default_value_t = 100)]
+    max_in_flight: usize,
+    /// Stop when no result arrives for this long (e.g. 5m).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    idle_timeout: std::time::Duration,
+    /// Intake queue URL (default: intake.queue_url from the configuration).
+    #[arg(long)]
+    intake_url: Option<String>,
+    /// Results queue URL (default: results.queue_url from the configuration).
+    #[arg(long)]
+    results_url: Option<String>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let explicit = cli.config.is_some();
@@ -94,6 +162,15 @@ fn main() -> ExitCode {
             // submit needs only [aws] and [intake]; the queue URL may come from the flag alone.
             let config = Config::load(&path, explicit, env.clone()).unwrap_or_default();
             runtime.block_on(submit(config, *args))
+        }
+        Command::Sweep(args) => {
+            // Like submit: only [aws], [intake] and [results] matter, and flags may replace them.
+            let config = Config::load(&path, explicit, env.clone()).unwrap_or_default();
+            runtime.block_on(sweep(config, *args))
+        }
+        Command::Features { action } => {
+            let config = Config::load(&path, explicit, env.clone()).unwrap_or_default();
+            runtime.block_on(features(config, action))
         }
         Command::Run => {
             let config = match load(&path, explicit, &env) {
@@ -210,6 +287,124 @@ async fn submit(config: Config, args: SubmitArgs) -> ExitCode {
         Ok(message_id) => {
             println!("{message_id}");
             ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("rootwarden: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn features(config: Config, action: FeaturesAction) -> ExitCode {
+    let clients = rootwarden::aws::Clients::new(rootwarden::aws::sdk_config(&config.aws, None).await);
+    match action {
+        FeaturesAction::Status => match rootwarden::features::status(&clients).await {
+            Ok(status) => {
+                print!("{}", status.render());
+                if status.ready() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            }
+            Err(error) => {
+                eprintln!("rootwarden: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        FeaturesAction::Enable => match rootwarden::features::enable(&clients).await {
+            Ok(steps) => {
+                steps.iter().for_each(|step| println!("{step}"));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("rootwarden: {error}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Exit status of a sweep stopped before every account had a result: resume it later.
+const EXIT_INCOMPLETE: u8 = 75;
+
+async fn sweep(config: Config, args: SweepArgs) -> ExitCode {
+    use rootwarden::sweep::{self, SweepOptions};
+    let (Some(intake_url), Some(results_url)) =
+        (args.intake_url.clone().or(config.intake.queue_url.clone()), args.results_url.clone().or(config.results.queue_url.clone()))
+    else {
+        eprintln!("rootwarden: a sweep needs the intake and results queues: set intake.queue_url and results.queue_url (or --intake-url, --results-url)");
+        return ExitCode::from(EXIT_CONFIG as u8);
+    };
+    let task = match args.task.parse() {
+        Ok(task) => task,
+        Err(error) => {
+            eprintln!("rootwarden: --task: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let credentials = match args.credentials.map(|kinds| {
+        kinds.iter().map(|k| serde_json::from_value::<CredentialKind>(serde_json::Value::String(k.clone()))).collect()
+    }) {
+        None => None,
+        Some(Ok(kinds)) => Some(kinds),
+        Some(Err(error)) => {
+            eprintln!("rootwarden: --credentials: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let sweep_id = args.resume.clone().or(args.sweep_id.clone()).unwrap_or_else(sweep::state::new_sweep_id);
+    let report = args.report.clone().unwrap_or_else(|| PathBuf::from(format!("sweep-{sweep_id}")));
+    let mut options = SweepOptions::new(task, intake_url, results_url, report);
+    options.credentials = credentials;
+    options.selection = sweep::Selection { exclude: args.exclude, exclude_ous: args.exclude_ou, include: args.include };
+    options.ticket = args.ticket;
+    options.requested_by = std::env::var("USER").ok().map(|user| format!("rootwarden-sweep:{user}"));
+    options.dry_run = args.dry_run;
+    options.sweep_id = Some(sweep_id.clone());
+    options.resume = args.resume.is_some();
+    options.repost_pending = args.repost_pending;
+    options.max_in_flight = args.max_in_flight;
+    options.idle_timeout = args.idle_timeout;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} accounts ({msg})")
+            .expect("a valid template"),
+    );
+    let progress_bar = bar.clone();
+    options.on_progress = Some(std::sync::Arc::new(move |p: sweep::Progress| {
+        progress_bar.set_length(p.total as u64);
+        progress_bar.set_position(p.done as u64);
+        progress_bar.set_message(format!("{} posted", p.posted));
+    }));
+    // Ctrl-C stops posting and collecting; the state and a partial report are written.
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    eprintln!("rootwarden: sweep {sweep_id} ({task})");
+    let clients = rootwarden::aws::Clients::new(rootwarden::aws::sdk_config(&config.aws, None).await);
+    let outcome = sweep::run(&clients, options, cancel).await;
+    bar.finish_and_clear();
+    match outcome {
+        Ok(outcome) => {
+            print!("{}", outcome.summary.table(outcome.task));
+            println!("report: {} and {}", outcome.paths.csv.display(), outcome.paths.json.display());
+            if !outcome.complete {
+                let report = outcome.paths.csv.with_extension("");
+                eprintln!(
+                    "rootwarden: the sweep stopped ({}); resume it with: rootwarden sweep --task {} --resume {} --report {}",
+                    outcome.stopped.as_deref().unwrap_or("incomplete"),
+                    outcome.task,
+                    outcome.sweep_id,
+                    report.display()
+                );
+                ExitCode::from(EXIT_INCOMPLETE)
+            } else if outcome.summary.failed > 0 {
+                eprintln!("rootwarden: {} accounts failed or were rejected; see the report", outcome.summary.failed);
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(error) => {
             eprintln!("rootwarden: {error}");

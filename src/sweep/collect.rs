@@ -1,0 +1,210 @@
+//! Taking a sweep's results from the results queue: results of this sweep's jobs are recorded
+//! (state saved first) and then deleted; any other message is made visible again at once for
+//! its own consumer.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::state::account_of;
+use super::{Shared, SweepError, SweepOptions};
+use crate::aws::{self, Clients, ErrorClass};
+use crate::outcome::JobResult;
+
+/// Long-poll wait per receive: short enough that the idle timeout and `stop_after` are checked
+/// often, long enough not to spin on an empty queue.
+const WAIT_SECONDS: i32 = 2;
+
+/// When a receive brought only other consumers' results, wait this long before the next one so
+/// a queue full of them is not read in a tight loop (it is pacing, not synchronisation).
+const FOREIGN_PAUSE: Duration = Duration::from_millis(500);
+
+/// Receivers reading the results queue at once: one receive returns at most ten messages, and
+/// a receive, the state save and the delete take a round trip each, so a single reader would
+/// bound the sweep's pace rather than the daemon's.
+const RECEIVERS: usize = 4;
+
+/// What the receivers share.
+struct Collecting<'a> {
+    clients: &'a Clients,
+    shared: &'a Shared,
+    options: &'a SweepOptions,
+    sweep_id: String,
+    received: AtomicUsize,
+    last_result: Mutex<Instant>,
+    /// Why the collection ended early; the first receiver to find a reason sets it.
+    stopped: Mutex<Option<String>>,
+    done: CancellationToken,
+}
+
+/// Collects until complete, cancelled, `stop_after` or idle; returns the new results and why it
+/// stopped early (if it did).
+pub(super) async fn collect(
+    clients: &Clients,
+    shared: &Shared,
+    options: &SweepOptions,
+    cancel: &CancellationToken,
+) -> Result<(usize, Option<String>), SweepError> {
+    let collecting = Collecting {
+        clients,
+        shared,
+        options,
+        sweep_id: shared.state.lock().expect("sweep state lock").sweep_id.clone(),
+        received: AtomicUsize::new(0),
+        last_result: Mutex::new(Instant::now()),
+        stopped: Mutex::new(None),
+        done: cancel.child_token(),
+    };
+    report_progress(shared, options);
+    let receivers = (0..RECEIVERS).map(|_| receive_loop(&collecting, cancel));
+    let results = futures::future::join_all(receivers).await;
+    results.into_iter().collect::<Result<Vec<()>, SweepError>>()?;
+    let stopped = collecting.stopped.lock().expect("stop reason lock").clone();
+    Ok((collecting.received.load(Ordering::SeqCst), stopped))
+}
+
+impl Collecting<'_> {
+    /// Ends the collection for every receiver, keeping the first reason given.
+    fn stop(&self, reason: Option<String>) {
+        let mut stopped = self.stopped.lock().expect("stop reason lock");
+        if stopped.is_none() {
+            *stopped = reason;
+        }
+        self.done.cancel();
+    }
+
+    /// Why to stop now, if at all: `Some(None)` when complete.
+    fn stop_reason(&self, cancel: &CancellationToken) -> Option<Option<String>> {
+        let received = self.received.load(Ordering::SeqCst);
+        if self.shared.state.lock().expect("sweep state lock").complete() {
+            Some(None)
+        } else if cancel.is_cancelled() {
+            Some(Some("interrupted".into()))
+        } else if self.options.stop_after.is_some_and(|limit| received >= limit) {
+            Some(Some(format!("stopped after {received} results (stop_after)")))
+        } else if self.last_result.lock().expect("last result lock").elapsed() >= self.options.idle_timeout {
+            Some(Some(format!("no result arrived for {}s", self.options.idle_timeout.as_secs())))
+        } else {
+            None
+        }
+    }
+}
+
+async fn receive_loop(collecting: &Collecting<'_>, cancel: &CancellationToken) -> Result<(), SweepError> {
+    let Collecting { clients, shared, options, .. } = *collecting;
+    loop {
+        if let Some(reason) = collecting.stop_reason(cancel) {
+            collecting.stop(reason);
+            return Ok(());
+        }
+        if collecting.done.is_cancelled() {
+            return Ok(());
+        }
+        let request = clients
+            .sqs
+            .receive_message()
+            .queue_url(&options.results_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(WAIT_SECONDS)
+            .send();
+        let output = tokio::select! {
+            _ = collecting.done.cancelled() => continue,
+            output = aws::call(&shared.metrics, "sqs", "ReceiveMessage", request) => output,
+        };
+        let messages = match output {
+            Ok(output) => output.messages.unwrap_or_default(),
+            // Throttling and 5xx pass; the idle timeout bounds how long they may last.
+            Err(error) if error.class != ErrorClass::Permanent => {
+                tracing::warn!(%error, "Receiving results failed; trying again.");
+                tokio::time::sleep(FOREIGN_PAUSE).await;
+                continue;
+            }
+            Err(error) => {
+                collecting.stop(Some(format!("receiving results failed: {error}")));
+                return Err(SweepError::Queue(error));
+            }
+        };
+        let mut ours = Vec::new();
+        let mut foreign = Vec::new();
+        for message in messages {
+            let handle = message.receipt_handle.clone().unwrap_or_default();
+            let result = message.body.as_deref().and_then(|body| serde_json::from_str::<JobResult>(body).ok());
+            let account = result
+                .as_ref()
+                .and_then(|r| r.job_id.as_deref())
+                .and_then(|id| account_of(&collecting.sweep_id, id))
+                .map(str::to_owned);
+            match (result, account) {
+                (Some(result), Some(account)) => ours.push((account, result, handle)),
+                _ => foreign.push(handle),
+            }
+        }
+        let had_ours = !ours.is_empty();
+        if had_ours {
+            // Saved before the delete: a crash in between brings the results back as
+            // duplicates, never loses them.
+            let new = shared.update(|state| {
+                ours.iter().filter(|(account, result, _)| state.record(account, result.clone())).count()
+            })?;
+            // Each new answer frees a place in the posting window.
+            shared.window.add_permits(new);
+            collecting.received.fetch_add(new, Ordering::SeqCst);
+            *collecting.last_result.lock().expect("last result lock") = Instant::now();
+            report_progress(shared, options);
+            let handles: Vec<String> = ours.into_iter().map(|(_, _, handle)| handle).collect();
+            delete(clients, shared, options, handles).await;
+        }
+        if !foreign.is_empty() {
+            release(clients, shared, options, foreign).await;
+            if !had_ours {
+                tokio::time::sleep(FOREIGN_PAUSE).await;
+            }
+        }
+    }
+}
+
+fn report_progress(shared: &Shared, options: &SweepOptions) {
+    if let Some(on_progress) = &options.on_progress {
+        on_progress(shared.progress());
+    }
+}
+
+/// Deletes recorded results. A failed delete only means the result comes back and is counted
+/// as a duplicate, so it is logged, not fatal.
+async fn delete(clients: &Clients, shared: &Shared, options: &SweepOptions, handles: Vec<String>) {
+    let entries = handles
+        .into_iter()
+        .enumerate()
+        .map(|(i, handle)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build().expect("id and handle set"))
+        .collect();
+    let request = clients.sqs.delete_message_batch().queue_url(&options.results_url).set_entries(Some(entries)).send();
+    match aws::call(&shared.metrics, "sqs", "DeleteMessageBatch", request).await {
+        Ok(output) if output.failed().is_empty() => {}
+        Ok(output) => tracing::warn!(failed = output.failed().len(), "Some results could not be deleted; they will come back as duplicates."),
+        Err(error) => tracing::warn!(%error, "Results could not be deleted; they will come back as duplicates."),
+    }
+}
+
+/// Makes other consumers' messages visible again at once.
+async fn release(clients: &Clients, shared: &Shared, options: &SweepOptions, handles: Vec<String>) {
+    let entries = handles
+        .into_iter()
+        .enumerate()
+        .map(|(i, handle)| {
+            ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .build()
+                .expect("id and handle set")
+        })
+        .collect();
+    let request = clients.sqs.change_message_visibility_batch().queue_url(&options.results_url).set_entries(Some(entries)).send();
+    if let Err(error) = aws::call(&shared.metrics, "sqs", "ChangeMessageVisibilityBatch", request).await {
+        tracing::warn!(%error, "Other results could not be released; they return after their visibility timeout.");
+    }
+}

@@ -1,0 +1,303 @@
+//! A sweep's report: a CSV with one row per target account (the audit CSV keeps the columns of
+//! the AWS announcement's script first), a JSON document with every result, and the summary
+//! table printed on the terminal.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::SweepError;
+use super::state::{Paths, SweepState};
+use crate::job::Task;
+use crate::outcome::{JobResult, Outcome};
+
+/// The columns of the audit CSV. The first six are those of the script people run today
+/// (`aws iam get-account-summary` and `aws iam get-user` per account), so its consumers keep
+/// working.
+pub const AUDIT_COLUMNS: [&str; 15] = [
+    "AccountId",
+    "MFADevices",
+    "AccountAccessKeysPresent",
+    "AccountMFAEnabled",
+    "AccountPasswordPresent",
+    "PasswordLastUsedTime",
+    "AccountName",
+    "AccountSigningCertificatesPresent",
+    "AccessKeyIds",
+    "AccessKeysLastUsed",
+    "SigningCertificateIds",
+    "MFADeviceSerials",
+    "Outcome",
+    "Reason",
+    "JobId",
+];
+
+/// The columns of the CSV of the other tasks.
+pub const CHANGE_COLUMNS: [&str; 10] = [
+    "AccountId",
+    "AccountName",
+    "Outcome",
+    "Reason",
+    "ErrorCode",
+    "Password",
+    "AccessKeyIds",
+    "SigningCertificateIds",
+    "MFADeviceSerials",
+    "JobId",
+];
+
+/// Counts for the terminal summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Target accounts.
+    pub targets: usize,
+    /// Accounts left out (management account, exclusions, not ACTIVE).
+    pub skipped: usize,
+    /// Accounts with a result.
+    pub with_result: usize,
+    /// Results `succeeded`.
+    pub succeeded: usize,
+    /// Results `no_change`.
+    pub no_change: usize,
+    /// Results `dry_run`.
+    pub dry_run: usize,
+    /// Results `failed` or `rejected`.
+    pub failed: usize,
+    /// Targets without a result yet.
+    pub missing: usize,
+    /// Audit: accounts whose root user has a password.
+    pub with_password: usize,
+    /// Audit: accounts whose root user has access keys.
+    pub with_access_keys: usize,
+    /// Audit: accounts whose root user has no MFA device.
+    pub without_mfa: usize,
+    /// Audit: accounts whose root user has signing certificates.
+    pub with_signing_certificates: usize,
+    /// Results received twice (redeliveries), ignored.
+    pub duplicates: u64,
+}
+
+impl Summary {
+    /// Counts the state.
+    pub fn of(state: &SweepState) -> Self {
+        let mut summary = Summary {
+            targets: state.targets.len(),
+            skipped: state.skipped.len(),
+            duplicates: state.duplicates,
+            ..Summary::default()
+        };
+        for account in &state.targets {
+            let Some(result) = state.results.get(&account.id) else {
+                summary.missing += 1;
+                continue;
+            };
+            summary.with_result += 1;
+            match result.outcome {
+                Outcome::Succeeded => summary.succeeded += 1,
+                Outcome::NoChange => summary.no_change += 1,
+                Outcome::DryRun => summary.dry_run += 1,
+                Outcome::Rejected | Outcome::Failed => summary.failed += 1,
+            }
+            if state.task == Task::AuditRootUserCredentials && !result.outcome.goes_to_dead_letter_queue() {
+                let findings = &result.findings;
+                let non_empty = |key: &str| findings[key].as_array().is_some_and(|l| !l.is_empty());
+                summary.with_password += usize::from(findings["password_present"] == json!(true));
+                summary.with_access_keys += usize::from(non_empty("access_keys"));
+                summary.without_mfa += usize::from(!non_empty("mfa_devices"));
+                summary.with_signing_certificates += usize::from(non_empty("signing_certificates"));
+            }
+        }
+        summary
+    }
+
+    /// The terminal table.
+    pub fn table(&self, task: Task) -> String {
+        let mut rows: Vec<(&str, String)> = Vec::new();
+        if task == Task::AuditRootUserCredentials {
+            rows.push(("accounts audited", (self.succeeded + self.dry_run).to_string()));
+            rows.push(("  with a root password", self.with_password.to_string()));
+            rows.push(("  with root access keys", self.with_access_keys.to_string()));
+            rows.push(("  with signing certificates", self.with_signing_certificates.to_string()));
+            rows.push(("  without root MFA", self.without_mfa.to_string()));
+        } else {
+            rows.push(("changed", self.succeeded.to_string()));
+            rows.push(("already as wanted (no_change)", self.no_change.to_string()));
+            rows.push(("dry run (nothing changed)", self.dry_run.to_string()));
+        }
+        rows.push(("failed or rejected", self.failed.to_string()));
+        rows.push(("without a result yet", self.missing.to_string()));
+        rows.push(("accounts targeted", self.targets.to_string()));
+        rows.push(("accounts left out", self.skipped.to_string()));
+        let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
+        rows.iter().map(|(label, value)| format!("{label:<width$}  {value:>6}\n")).collect()
+    }
+}
+
+/// Writes the CSV and JSON reports.
+pub fn write(state: &SweepState, paths: &Paths) -> Result<Summary, SweepError> {
+    let summary = Summary::of(state);
+    write_csv(state, &paths.csv)?;
+    let document = json!({
+        "sweep_id": state.sweep_id,
+        "task": state.task,
+        "credentials": state.credentials,
+        "ticket": state.ticket,
+        "dry_run": state.dry_run,
+        "created_at": state.created_at,
+        "complete": state.complete(),
+        "summary": summary,
+        "accounts": state.targets.iter().map(|account| json!({
+            "account_id": account.id,
+            "account_name": account.name,
+            "result": state.results.get(&account.id),
+        })).collect::<Vec<_>>(),
+        "skipped": state.skipped,
+    });
+    let text = serde_json::to_vec_pretty(&document).expect("the report serializes");
+    std::fs::write(&paths.json, text).map_err(|e| SweepError::Report(paths.json.clone(), e.to_string()))?;
+    Ok(summary)
+}
+
+fn write_csv(state: &SweepState, path: &Path) -> Result<(), SweepError> {
+    let error = |e: csv::Error| SweepError::Report(path.to_owned(), e.to_string());
+    let mut writer = csv::Writer::from_path(path).map_err(error)?;
+    let audit = state.task == Task::AuditRootUserCredentials;
+    if audit {
+        writer.write_record(AUDIT_COLUMNS).map_err(error)?;
+    } else {
+        writer.write_record(CHANGE_COLUMNS).map_err(error)?;
+    }
+    for account in &state.targets {
+        let result = state.results.get(&account.id);
+        let row = if audit { audit_row(&account.id, &account.name, result) } else { change_row(&account.id, &account.name, result) };
+        writer.write_record(row).map_err(error)?;
+    }
+    writer.flush().map_err(|e| SweepError::Report(path.to_owned(), e.to_string()))
+}
+
+fn outcome_of(result: Option<&JobResult>) -> (String, String) {
+    match result {
+        None => ("pending".into(), "no result yet: resume the sweep".into()),
+        Some(result) => (result.outcome.as_str().into(), result.reason.clone().unwrap_or_default()),
+    }
+}
+
+/// The values of `key` in each object of `list`, joined with `;`.
+fn joined(list: &Value, key: &str) -> String {
+    list.as_array().map_or(String::new(), |items| {
+        items.iter().filter_map(|item| item[key].as_str()).collect::<Vec<_>>().join(";")
+    })
+}
+
+fn summary_flag(findings: &Value, key: &str) -> String {
+    findings["account_summary"][key].as_i64().map_or(String::new(), |v| v.to_string())
+}
+
+fn audit_row(id: &str, name: &str, result: Option<&JobResult>) -> Vec<String> {
+    let (outcome, reason) = outcome_of(result);
+    let job_id = result.and_then(|r| r.job_id.clone()).unwrap_or_default();
+    let findings = match result {
+        Some(r) if !r.outcome.goes_to_dead_letter_queue() => &r.findings,
+        _ => {
+            let mut row = vec![id.to_owned()];
+            row.extend(std::iter::repeat_n(String::new(), 5));
+            row.extend([name.to_owned()]);
+            row.extend(std::iter::repeat_n(String::new(), 5));
+            row.extend([outcome, reason, job_id]);
+            return row;
+        }
+    };
+    let keys = &findings["access_keys"];
+    let last_used = keys.as_array().map_or(String::new(), |items| {
+        items
+            .iter()
+            .map(|k| format!("{}={}", k["id"].as_str().unwrap_or(""), k["last_used"].as_str().unwrap_or("never")))
+            .collect::<Vec<_>>()
+            .join(";")
+    });
+    vec![
+        id.to_owned(),
+        findings["mfa_devices"].as_array().map_or(0, Vec::len).to_string(),
+        summary_flag(findings, "AccountAccessKeysPresent"),
+        summary_flag(findings, "AccountMFAEnabled"),
+        summary_flag(findings, "AccountPasswordPresent"),
+        findings["password_last_used"].as_str().unwrap_or("").to_owned(),
+        name.to_owned(),
+        summary_flag(findings, "AccountSigningCertificatesPresent"),
+        joined(keys, "id"),
+        last_used,
+        joined(&findings["signing_certificates"], "id"),
+        joined(&findings["mfa_devices"], "serial"),
+        outcome,
+        reason,
+        job_id,
+    ]
+}
+
+fn change_row(id: &str, name: &str, result: Option<&JobResult>) -> Vec<String> {
+    let (outcome, reason) = outcome_of(result);
+    let error_code = result.and_then(|r| r.error_code.clone()).unwrap_or_default();
+    let job_id = result.and_then(|r| r.job_id.clone()).unwrap_or_default();
+    let findings = result.map_or(&Value::Null, |r| &r.findings);
+    // Delete findings are under `deleted` (or `would_delete` in a dry run).
+    let changed = if findings["deleted"].is_object() { &findings["deleted"] } else { &findings["would_delete"] };
+    let list = |key: &str| changed[key].as_array().map_or(String::new(), |items| {
+        items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(";")
+    });
+    vec![
+        id.to_owned(),
+        name.to_owned(),
+        outcome,
+        reason,
+        error_code,
+        changed["password"].as_bool().map_or(String::new(), |b| b.to_string()),
+        list("access_keys"),
+        list("signing_certificates"),
+        list("mfa_devices"),
+        job_id,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(outcome: Outcome, findings: Value) -> JobResult {
+        JobResult {
+            version: 1,
+            job_id: Some("sweep-s-111122223333".into()),
+            account_id: Some("111122223333".into()),
+            task: Some(Task::AuditRootUserCredentials),
+            outcome,
+            reason: None,
+            error_code: None,
+            requested_by: None,
+            ticket: None,
+            dry_run: false,
+            findings,
+            root_session_access_key_id: None,
+            attempt: 1,
+            message_id: "m".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn audit_rows_keep_the_script_columns_first() {
+        let findings = json!({
+            "password_present": true, "password_last_used": "2026-01-02T03:04:05Z",
+            "access_keys": [{"id": "AKIA1", "last_used": null}, {"id": "AKIA2", "last_used": "2026-02-01T00:00:00Z"}],
+            "mfa_devices": [{"serial": "arn:mfa"}], "signing_certificates": [],
+            "account_summary": {"AccountAccessKeysPresent": 1, "AccountMFAEnabled": 1, "AccountPasswordPresent": 1},
+        });
+        let row = audit_row("111122223333", "prod", Some(&result(Outcome::Succeeded, findings)));
+        assert_eq!(row.len(), AUDIT_COLUMNS.len());
+        assert_eq!(&row[..6], ["111122223333", "1", "1", "1", "1", "2026-01-02T03:04:05Z"]);
+        assert_eq!(row[8], "AKIA1;AKIA2");
+        assert_eq!(row[9], "AKIA1=never;AKIA2=2026-02-01T00:00:00Z");
+        let pending = audit_row("111122223333", "prod", None);
+        assert_eq!(pending.len(), AUDIT_COLUMNS.len());
+        assert_eq!(pending[12], "pending");
+    }
+}
