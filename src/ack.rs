@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageAttributeValue, SendMessageBatchRequestEntry};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
 use crate::aws::{self, AwsCallError, Clients};
@@ -36,11 +37,19 @@ pub struct Outgoing {
 /// whole visibility timeout anyway).
 const COMPLETION_LINGER: Duration = Duration::from_millis(200);
 
-/// A finished job: its result to send, then its delivery to delete.
+/// A finished job: its result to send, then its delivery to delete, and the worker slot it keeps
+/// until then.
 #[derive(Debug)]
 struct Completion {
     result_json: String,
+    delete: PendingDelete,
+}
+
+/// A delivery to delete; dropping it (after the delete call) frees the worker slot.
+#[derive(Debug)]
+struct PendingDelete {
     receipt_handle: String,
+    _worker: OwnedSemaphorePermit,
 }
 
 /// The batchers and direct calls of acknowledgement.
@@ -49,7 +58,7 @@ pub struct Acknowledger {
     clients: Clients,
     metrics: Metrics,
     intake_url: String,
-    deletes: Batcher<String>,
+    deletes: Batcher<PendingDelete>,
     dead_letters: Batcher<Outgoing>,
     results: Option<Batcher<Completion>>,
 }
@@ -67,10 +76,12 @@ impl Acknowledger {
         let mut tasks = Vec::new();
         let (deletes, task) = {
             let (clients, metrics, url) = (clients.clone(), metrics.clone(), intake_url.to_owned());
-            Batcher::spawn(COMPLETION_LINGER, move |handles| {
+            Batcher::spawn(COMPLETION_LINGER, move |pending: Vec<PendingDelete>| {
                 let (clients, metrics, url) = (clients.clone(), metrics.clone(), url.clone());
                 async move {
+                    let handles = pending.iter().map(|p| p.receipt_handle.clone()).collect();
                     let results = delete_batch(clients, metrics.clone(), url, handles).await;
+                    drop(pending);
                     for result in &results {
                         match result {
                             Ok(()) => metrics.messages_deleted.inc(),
@@ -94,18 +105,18 @@ impl Acknowledger {
             let (batcher, task) = Batcher::spawn(COMPLETION_LINGER, move |completions: Vec<Completion>| {
                 let (clients, metrics, url, deletes) = (clients.clone(), metrics.clone(), url.clone(), deletes.clone());
                 async move {
-                    let (messages, receipts): (Vec<_>, Vec<_>) = completions
+                    let (messages, pending): (Vec<_>, Vec<_>) = completions
                         .into_iter()
-                        .map(|c| (Outgoing { body: c.result_json, attributes: Vec::new() }, c.receipt_handle))
+                        .map(|c| (Outgoing { body: c.result_json, attributes: Vec::new() }, c.delete))
                         .unzip();
                     let sent = send_batch(clients, metrics, url, messages).await;
-                    for (result, receipt) in sent.iter().zip(receipts) {
+                    for (result, delete) in sent.iter().zip(pending) {
                         if let Err(error) = result {
                             tracing::error!(%error, "Could not send a result to the results queue; it is in the log only.");
                         }
                         // Results first, then the delete: a crash in between redelivers the job,
                         // which finds nothing left to do and reports again.
-                        deletes.push(receipt);
+                        deletes.push(delete);
                     }
                     sent
                 }
@@ -125,13 +136,13 @@ impl Acknowledger {
     }
 
     /// Hands a finished job over: its result goes to the results queue (when configured), then
-    /// its message is deleted from the intake queue. Nothing waits for either, so the worker is
-    /// free at once; the drain on shutdown flushes both.
-    pub fn complete(&self, message: &Received, result_json: String) {
-        let receipt_handle = message.receipt_handle.clone();
+    /// its message is deleted from the intake queue, then `worker` is released. The job's task
+    /// ends at once; the drain on shutdown flushes both batchers.
+    pub fn complete(&self, message: &Received, result_json: String, worker: OwnedSemaphorePermit) {
+        let delete = PendingDelete { receipt_handle: message.receipt_handle.clone(), _worker: worker };
         match &self.results {
-            Some(results) => results.push(Completion { result_json, receipt_handle }),
-            None => self.deletes.push(receipt_handle),
+            Some(results) => results.push(Completion { result_json, delete }),
+            None => self.deletes.push(delete),
         }
     }
 

@@ -195,11 +195,10 @@ async fn poll(
                 error_delay = Duration::from_millis(250);
                 for message in messages {
                     let permit = permits.split(1).expect("one permit per received message");
-                    let context = context.clone();
-                    workers.spawn(async move {
-                        worker::handle(message, context).await;
-                        drop(permit);
-                    });
+                    // The permit (a worker) is held until the message is deleted, not only
+                    // until the job ends: acknowledgements that fall behind slow intake, instead
+                    // of piling up unacknowledged messages in the queue.
+                    workers.spawn(worker::handle(message, permit, context.clone()));
                 }
             }
             Err(error) => {

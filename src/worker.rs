@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -70,7 +71,7 @@ enum JobFailure {
 }
 
 /// Handles one message to its end.
-pub async fn handle(message: Received, context: Arc<WorkerContext>) {
+pub async fn handle(message: Received, worker: OwnedSemaphorePermit, context: Arc<WorkerContext>) {
     context.metrics.jobs_received.inc();
     context.metrics.jobs_in_flight.inc();
     let started_at = SystemTime::now();
@@ -93,7 +94,7 @@ pub async fn handle(message: Received, context: Arc<WorkerContext>) {
     crate::telemetry::link_parent(&span, message.traceparent());
     async {
         let decision = with_heartbeat(decide(&message, &context), &message, &context).await;
-        settle(decision, &message, &context, started_at, started).await;
+        settle(decision, &message, worker, &context, started_at, started).await;
     }
     .instrument(span)
     .await;
@@ -227,7 +228,14 @@ fn classify(failure: JobFailure, last_attempt: bool) -> Result<Ending, (String, 
 }
 
 /// Acts on the decision: result and delete, dead letter, backoff, or release.
-async fn settle(decision: Decision, message: &Received, context: &WorkerContext, started_at: SystemTime, started: Instant) {
+async fn settle(
+    decision: Decision,
+    message: &Received,
+    worker: OwnedSemaphorePermit,
+    context: &WorkerContext,
+    started_at: SystemTime,
+    started: Instant,
+) {
     let ack = &context.acknowledger;
     match decision {
         Decision::Final { facts, ending, dry_run } => {
@@ -237,7 +245,7 @@ async fn settle(decision: Decision, message: &Received, context: &WorkerContext,
                 Facts::Salvaged(header) => JobFacts::Salvaged(header),
             };
             let result = JobResult::new(job_facts, &delivery, ending, dry_run);
-            finish(result, message, context, started.elapsed()).await;
+            finish(result, message, worker, context, started.elapsed()).await;
         }
         Decision::Retry { code, reason } => {
             let delay = backoff(&context.config, message.receive_count);
@@ -257,7 +265,7 @@ async fn settle(decision: Decision, message: &Received, context: &WorkerContext,
 
 /// Records the result, then acknowledges: dead letter first (so nothing is lost), then the
 /// result and the delete.
-async fn finish(result: JobResult, message: &Received, context: &WorkerContext, elapsed: Duration) {
+async fn finish(result: JobResult, message: &Received, worker: OwnedSemaphorePermit, context: &WorkerContext, elapsed: Duration) {
     let ack = &context.acknowledger;
     tracing::Span::current().record("rootwarden.outcome", result.outcome.as_str());
     if result.outcome.goes_to_dead_letter_queue() {
@@ -270,7 +278,7 @@ async fn finish(result: JobResult, message: &Received, context: &WorkerContext, 
     }
     let result_json = serde_json::to_string(&result).expect("results serialize");
     events::job_ended(&context.metrics, &result, &result_json, elapsed);
-    ack.complete(message, result_json);
+    ack.complete(message, result_json, worker);
 }
 
 /// Exponential backoff by receive count, with jitter so that retries of a burst spread out.
