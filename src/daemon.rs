@@ -184,11 +184,31 @@ async fn poll(
             permits = free_workers(&pool, batch, health) => permits,
         };
         health.beat();
+        let mut receive = {
+            let (context, url, max, wait) =
+                (context.clone(), intake_url.to_owned(), permits.num_permits(), config.intake.wait_time);
+            Box::pin(async move { intake::receive(&context.clients, &context.metrics, &url, max, wait).await })
+        };
         let received = tokio::select! {
-            // Abandoning a long poll is safe: a message it was about to return stays invisible
-            // only for its visibility timeout, then another replica takes it.
-            _ = shutdown.cancelled() => return,
-            received = intake::receive(&context.clients, &context.metrics, intake_url, permits.num_permits(), config.intake.wait_time) => received,
+            received = &mut receive => received,
+            _ = shutdown.cancelled() => {
+                // SQS answers a long poll already sent even if we stop listening, and what it
+                // hands to a closed connection stays hidden for a visibility timeout. So the
+                // poll is finished in the background, within the drain, and its messages are
+                // handed back at once (unless the grace runs out first).
+                let context = context.clone();
+                workers.spawn(async move {
+                    tokio::select! {
+                        received = receive => {
+                            if let Ok(messages) = received {
+                                release(&context, messages).await;
+                            }
+                        }
+                        _ = context.hard_stop.cancelled() => {}
+                    }
+                });
+                return;
+            }
         };
         match received {
             Ok(messages) => {
@@ -209,6 +229,15 @@ async fn poll(
                 }
                 error_delay = (error_delay * 2).min(Duration::from_secs(30));
             }
+        }
+    }
+}
+
+/// Makes messages received during shutdown visible again at once, for another replica.
+async fn release(context: &WorkerContext, messages: Vec<intake::Received>) {
+    for message in messages {
+        if let Err(error) = context.acknowledger.set_visibility(&message, Duration::ZERO).await {
+            tracing::warn!(%error, "Could not release a message received during shutdown; it returns after its visibility timeout.");
         }
     }
 }

@@ -154,3 +154,23 @@ fn an_invalid_configuration_lists_every_problem_and_exits_78() {
     assert!(effective.contains("concurrency = 32") && effective.contains("[sessions]"), "{effective}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_in_flight_at_sigterm_hands_its_messages_back_at_once() {
+    let local = LocalAws::start();
+    let seed = local.seed(1, 0, 0);
+    let queues = Queues::new(&local, &seed).await;
+    let config = config_toml(&local, &seed, "").replace("wait_time = \"1s\"", "wait_time = \"5s\"");
+    let mut daemon = DaemonProcess::start(&config, &[]);
+    daemon.wait_for_line("rootwarden is taking jobs", WAIT);
+    // Wait until the daemon's long poll is under way, then stop it and post a job that the
+    // poll, still open on the environment's side, will take.
+    let before = local.call_counts()["sqs.ReceiveMessage"].as_u64().unwrap_or(0);
+    wait_for_calls(&local, "sqs.ReceiveMessage", before + 1);
+    daemon.signal("TERM");
+    daemon.wait_for_line("Stop signal received", WAIT);
+    queues.send(&job("late", &seed.accounts()[0], "IAMAuditRootUserCredentials", json!({}))).await;
+    assert!(daemon.wait(Duration::from_secs(20)).success(), "{}", daemon.log());
+    // Not hidden for the 60 s visibility timeout: visible again now.
+    assert_eq!(queues.intake_depth().await, (1, 0));
+}
