@@ -275,8 +275,12 @@ impl Config {
         required: bool,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let env: config::Map<String, String> =
-            env.into_iter().filter(|(key, _)| key.starts_with("ROOTWARDEN_")).collect();
+        // Only `ROOTWARDEN_<SECTION>__<KEY>` names are settings; others that share the prefix
+        // (ROOTWARDEN_CONFIG, the config file's path) are not.
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(key, _)| key.strip_prefix("ROOTWARDEN_").is_some_and(|rest| rest.contains("__")))
+            .collect();
         let mut environment = config::Environment::with_prefix("ROOTWARDEN")
             .prefix_separator("_")
             .separator("__")
@@ -556,6 +560,7 @@ mod tests {
             ("ROOTWARDEN_POLICY__DENIED_ACCOUNTS", "111122223333,444455556666"),
             ("ROOTWARDEN_SESSIONS__MIN_REMAINING", "3m"),
             ("UNRELATED", "x"),
+            ("ROOTWARDEN_CONFIG", "/elsewhere/rootwarden.toml"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()));
         let config = Config::load(&path, true, env).unwrap();

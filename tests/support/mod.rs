@@ -20,7 +20,7 @@ pub const MANAGEMENT_ACCOUNT: &str = "123456789012";
 
 /// The Python that has the pinned moto (set by the test command; the repo's venv otherwise).
 fn python() -> String {
-    std::env::var("ROOTWARDEN_LOCALAWS_PYTHON")
+    std::env::var("LOCALAWS_PYTHON")
         .unwrap_or_else(|_| format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")))
 }
 
@@ -389,8 +389,13 @@ impl DaemonProcess {
             .env("AWS_SECRET_ACCESS_KEY", "management-secret")
             .env_remove("AWS_PROFILE")
             .env_remove("NOTIFY_SOCKET")
+            .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Only the configuration file and `extra_env` configure the daemon under test.
+        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("ROOTWARDEN_")) {
+            command.env_remove(key);
+        }
         for (key, value) in extra_env {
             command.env(key, value);
         }
