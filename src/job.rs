@@ -129,6 +129,15 @@ impl CredentialKind {
     }
 }
 
+impl FromStr for CredentialKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        CredentialKind::ALL.into_iter().find(|kind| kind.as_str() == text).ok_or_else(|| {
+            format!("`{text}` is not one of password, access_keys, signing_certificates, mfa_devices")
+        })
+    }
+}
+
 /// What a task acts on, beyond the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {

@@ -68,7 +68,7 @@ struct SubmitArgs {
     region: Option<String>,
     /// Credential kinds to delete (password, access_keys, signing_certificates, mfa_devices).
     #[arg(long, value_delimiter = ',')]
-    credentials: Option<Vec<String>>,
+    credentials: Option<Vec<CredentialKind>>,
     /// Who asks.
     #[arg(long)]
     requested_by: Option<String>,
@@ -100,7 +100,7 @@ struct SweepArgs {
     /// For IAMDeleteRootUserCredentials: kinds to delete (password, access_keys,
     /// signing_certificates, mfa_devices); default all.
     #[arg(long, value_delimiter = ',')]
-    credentials: Option<Vec<String>>,
+    credentials: Option<Vec<CredentialKind>>,
     /// Accounts never targeted (repeatable or comma-separated).
     #[arg(long, value_delimiter = ',')]
     exclude: Vec<String>,
@@ -259,16 +259,6 @@ async fn submit(config: Config, args: SubmitArgs) -> ExitCode {
         eprintln!("rootwarden: no intake queue: pass --intake-url or set intake.queue_url");
         return ExitCode::from(EXIT_CONFIG as u8);
     };
-    let credentials = match args.credentials.map(|kinds| {
-        kinds.iter().map(|k| serde_json::from_value::<CredentialKind>(serde_json::Value::String(k.clone()))).collect()
-    }) {
-        None => None,
-        Some(Ok(kinds)) => Some(kinds),
-        Some(Err(error)) => {
-            eprintln!("rootwarden: --credentials: {error}");
-            return ExitCode::from(2);
-        }
-    };
     let job = rootwarden::submit::NewJob {
         job_id: args.job_id,
         account_id: args.account,
@@ -276,7 +266,7 @@ async fn submit(config: Config, args: SubmitArgs) -> ExitCode {
         bucket: args.bucket,
         queue_url: args.queue_url,
         region: args.region,
-        credentials,
+        credentials: args.credentials,
         requested_by: args.requested_by.or_else(|| std::env::var("USER").ok()),
         ticket: args.ticket,
         dry_run: args.dry_run,
@@ -339,20 +329,10 @@ async fn sweep(config: Config, args: SweepArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let credentials = match args.credentials.map(|kinds| {
-        kinds.iter().map(|k| serde_json::from_value::<CredentialKind>(serde_json::Value::String(k.clone()))).collect()
-    }) {
-        None => None,
-        Some(Ok(kinds)) => Some(kinds),
-        Some(Err(error)) => {
-            eprintln!("rootwarden: --credentials: {error}");
-            return ExitCode::from(2);
-        }
-    };
     let sweep_id = args.resume.clone().or(args.sweep_id.clone()).unwrap_or_else(sweep::state::new_sweep_id);
     let report = args.report.clone().unwrap_or_else(|| PathBuf::from(format!("sweep-{sweep_id}")));
     let mut options = SweepOptions::new(task, intake_url, results_url, report);
-    options.credentials = credentials;
+    options.credentials = args.credentials;
     options.selection = sweep::Selection { exclude: args.exclude, exclude_ous: args.exclude_ou, include: args.include };
     options.ticket = args.ticket;
     options.requested_by = std::env::var("USER").ok().map(|user| format!("rootwarden-sweep:{user}"));
