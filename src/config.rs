@@ -275,6 +275,26 @@ impl Config {
         required: bool,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        Self::checked(&Self::merge(path, required, env)?)
+    }
+
+    /// Loads like [`Config::load`] but checks only that every key is known and well typed: the
+    /// client commands (`submit`, `sweep`, `features`) need a few keys, not a complete daemon
+    /// configuration.
+    pub fn load_for_client(
+        path: &Path,
+        required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (config, problems) = Self::from_merged(&Self::merge(path, required, env)?);
+        if problems.is_empty() { Ok(config) } else { Err(ConfigError { problems }) }
+    }
+
+    fn merge(
+        path: &Path,
+        required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<config::Config, ConfigError> {
         // Only `ROOTWARDEN_<SECTION>__<KEY>` names are settings; others that share the prefix
         // (ROOTWARDEN_CONFIG, the config file's path) are not.
         let env: config::Map<String, String> = env
@@ -289,12 +309,11 @@ impl Config {
         for key in LIST_KEYS {
             environment = environment.with_list_parse_key(key);
         }
-        let merged = config::Config::builder()
+        config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml).required(required))
             .add_source(environment.try_parsing(true))
             .build()
-            .map_err(|error| ConfigError { problems: vec![error.to_string()] })?;
-        Self::checked(&merged)
+            .map_err(|error| ConfigError { problems: vec![error.to_string()] })
     }
 
     /// Parses a TOML document (defaults fill what it leaves out) and validates it.

@@ -160,17 +160,23 @@ fn main() -> ExitCode {
         },
         Command::Submit(args) => {
             // submit needs only [aws] and [intake]; the queue URL may come from the flag alone.
-            let config = Config::load(&path, explicit, env.clone()).unwrap_or_default();
-            runtime.block_on(submit(config, *args))
+            match load_for_client(&path, explicit, &env) {
+                Ok(config) => runtime.block_on(submit(config, *args)),
+                Err(code) => code,
+            }
         }
         Command::Sweep(args) => {
             // Like submit: only [aws], [intake] and [results] matter, and flags may replace them.
-            let config = Config::load(&path, explicit, env.clone()).unwrap_or_default();
-            runtime.block_on(sweep(config, *args))
+            match load_for_client(&path, explicit, &env) {
+                Ok(config) => runtime.block_on(sweep(config, *args)),
+                Err(code) => code,
+            }
         }
         Command::Features { action } => {
-            let config = Config::load(&path, explicit, env.clone()).unwrap_or_default();
-            runtime.block_on(features(config, action))
+            match load_for_client(&path, explicit, &env) {
+                Ok(config) => runtime.block_on(features(config, action)),
+                Err(code) => code,
+            }
         }
         Command::Run => {
             let config = match load(&path, explicit, &env) {
@@ -198,6 +204,13 @@ fn main() -> ExitCode {
 
 fn load(path: &std::path::Path, explicit: bool, env: &HashMap<String, String>) -> Result<Config, ExitCode> {
     Config::load(path, explicit, env.clone()).map_err(|error: ConfigError| {
+        eprintln!("rootwarden: {error}");
+        ExitCode::from(EXIT_CONFIG as u8)
+    })
+}
+
+fn load_for_client(path: &std::path::Path, explicit: bool, env: &HashMap<String, String>) -> Result<Config, ExitCode> {
+    Config::load_for_client(path, explicit, env.clone()).map_err(|error: ConfigError| {
         eprintln!("rootwarden: {error}");
         ExitCode::from(EXIT_CONFIG as u8)
     })

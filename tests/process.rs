@@ -174,3 +174,33 @@ async fn a_long_poll_in_flight_at_sigterm_hands_its_messages_back_at_once() {
     // Not hidden for the 60 s visibility timeout: visible again now.
     assert_eq!(queues.intake_depth().await, (1, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_needs_only_the_client_keys_and_refuses_an_invalid_job() {
+    let local = LocalAws::start();
+    let seed = local.seed(1, 0, 0);
+    let dir = std::env::temp_dir().join(format!("rootwarden-submit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("client.toml");
+    // A producer's file: no dead-letter queue, which only the daemon needs.
+    std::fs::write(&path, format!("[aws]\nendpoint_url = \"{}\"\n[intake]\nqueue_url = \"{}\"\n", local.endpoint, seed.queue("intake"))).unwrap();
+    let submit = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rootwarden"))
+            .args(["--config", path.to_str().unwrap(), "submit"])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "AKIDMANAGEMENT000001")
+            .env("AWS_SECRET_ACCESS_KEY", "management-secret")
+            .output()
+            .unwrap()
+    };
+    let account = seed.accounts()[0].clone();
+    let posted = submit(&["--task", "IAMDeleteRootUserCredentials", "--account", &account, "--credentials", "access_keys,mfa_devices", "--ticket", "CHG-9"]);
+    assert!(posted.status.success(), "{}", String::from_utf8_lossy(&posted.stderr));
+    assert!(!String::from_utf8_lossy(&posted.stdout).trim().is_empty(), "prints the message id");
+    assert_eq!(Queues::new(&local, &seed).await.intake_depth().await, (1, 0));
+
+    let invalid = submit(&["--task", "S3UnlockBucketPolicy", "--account", &account]);
+    assert!(!invalid.status.success());
+    assert!(String::from_utf8_lossy(&invalid.stderr).contains("bucket: required"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
