@@ -53,7 +53,7 @@ pub(super) async fn collect(
         clients,
         shared,
         options,
-        sweep_id: shared.state.lock().expect("sweep state lock").sweep_id.clone(),
+        sweep_id: shared.state.lock().expect("sweep state lock").definition.sweep_id.clone(),
         received: AtomicUsize::new(0),
         last_result: Mutex::new(Instant::now()),
         stopped: Mutex::new(None),

@@ -220,7 +220,7 @@ pub async fn run(clients: &Clients, options: SweepOptions, cancel: CancellationT
         metrics,
     });
     tracing::info!(
-        sweep_id = %shared.state.lock().expect("sweep state lock").sweep_id,
+        sweep_id = %shared.state.lock().expect("sweep state lock").definition.sweep_id,
         to_post = to_post.len(),
         in_flight,
         "The sweep is starting."
@@ -242,8 +242,8 @@ pub async fn run(clients: &Clients, options: SweepOptions, cancel: CancellationT
     state.save(&paths.state)?;
     let summary = report::write(&state, &paths)?;
     Ok(SweepOutcome {
-        sweep_id: state.sweep_id.clone(),
-        task: state.task,
+        sweep_id: state.definition.sweep_id.clone(),
+        task: state.definition.task,
         complete: state.complete(),
         stopped,
         summary,
@@ -258,11 +258,11 @@ async fn prepare(clients: &Clients, metrics: &Metrics, options: &SweepOptions, p
     if options.resume {
         let state = SweepState::load(&paths.state)?;
         let mut problems = Vec::new();
-        if Some(&state.sweep_id) != options.sweep_id.as_ref() {
-            problems.push(format!("{} holds sweep {}, not the one to resume", paths.state.display(), state.sweep_id));
+        if Some(&state.definition.sweep_id) != options.sweep_id.as_ref() {
+            problems.push(format!("{} holds sweep {}, not the one to resume", paths.state.display(), state.definition.sweep_id));
         }
-        if state.task != options.task {
-            problems.push(format!("sweep {} runs {}, not {}", state.sweep_id, state.task, options.task));
+        if state.definition.task != options.task {
+            problems.push(format!("sweep {} runs {}, not {}", state.definition.sweep_id, state.definition.task, options.task));
         }
         return if problems.is_empty() { Ok(state) } else { Err(SweepError::Invalid(problems)) };
     }

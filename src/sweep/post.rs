@@ -45,14 +45,14 @@ pub(super) async fn post_all(
 fn template(shared: &Shared) -> (String, NewJob) {
     let state = shared.state.lock().expect("sweep state lock");
     let job = NewJob {
-        task: state.task.as_str().to_owned(),
-        credentials: state.credentials.clone(),
-        requested_by: state.requested_by.clone(),
-        ticket: state.ticket.clone(),
-        dry_run: state.dry_run,
+        task: state.definition.task.as_str().to_owned(),
+        credentials: state.definition.credentials.clone(),
+        requested_by: state.definition.requested_by.clone(),
+        ticket: state.definition.ticket.clone(),
+        dry_run: state.definition.dry_run,
         ..NewJob::default()
     };
-    (state.sweep_id.clone(), job)
+    (state.definition.sweep_id.clone(), job)
 }
 
 async fn send(

@@ -98,7 +98,7 @@ impl Summary {
                 Outcome::DryRun => summary.dry_run += 1,
                 Outcome::Rejected | Outcome::Failed => summary.failed += 1,
             }
-            if state.task == Task::AuditRootUserCredentials && !result.outcome.goes_to_dead_letter_queue() {
+            if state.definition.task == Task::AuditRootUserCredentials && !result.outcome.goes_to_dead_letter_queue() {
                 let findings = &result.findings;
                 let non_empty = |key: &str| findings[key].as_array().is_some_and(|l| !l.is_empty());
                 summary.with_password += usize::from(findings["password_present"] == json!(true));
@@ -138,11 +138,11 @@ pub fn write(state: &SweepState, paths: &Paths) -> Result<Summary, SweepError> {
     let summary = Summary::of(state);
     write_csv(state, &paths.csv)?;
     let document = json!({
-        "sweep_id": state.sweep_id,
-        "task": state.task,
-        "credentials": state.credentials,
-        "ticket": state.ticket,
-        "dry_run": state.dry_run,
+        "sweep_id": state.definition.sweep_id,
+        "task": state.definition.task,
+        "credentials": state.definition.credentials,
+        "ticket": state.definition.ticket,
+        "dry_run": state.definition.dry_run,
         "created_at": state.created_at,
         "complete": state.complete(),
         "summary": summary,
@@ -161,7 +161,7 @@ pub fn write(state: &SweepState, paths: &Paths) -> Result<Summary, SweepError> {
 fn write_csv(state: &SweepState, path: &Path) -> Result<(), SweepError> {
     let error = |e: csv::Error| SweepError::Report(path.to_owned(), e.to_string());
     let mut writer = csv::Writer::from_path(path).map_err(error)?;
-    let audit = state.task == Task::AuditRootUserCredentials;
+    let audit = state.definition.task == Task::AuditRootUserCredentials;
     if audit {
         writer.write_record(AUDIT_COLUMNS).map_err(error)?;
     } else {

@@ -20,18 +20,9 @@ const VERSION: u32 = 1;
 pub struct SweepState {
     /// Format version (1).
     pub version: u32,
-    /// The sweep's id; job ids are `sweep-<sweep_id>-<account>`.
-    pub sweep_id: String,
-    /// The task every job runs.
-    pub task: Task,
-    /// For IAMDeleteRootUserCredentials: the kinds to delete (`None`: all).
-    pub credentials: Option<Vec<CredentialKind>>,
-    /// Copied into every job.
-    pub ticket: Option<String>,
-    /// Copied into every job.
-    pub requested_by: Option<String>,
-    /// Copied into every job.
-    pub dry_run: bool,
+    /// What the sweep does (flattened: the file keeps one flat object).
+    #[serde(flatten)]
+    pub definition: Definition,
     /// RFC 3339, when the sweep was defined.
     pub created_at: String,
     /// The accounts targeted, fixed when the sweep was defined: a resumed sweep finishes the
@@ -53,12 +44,7 @@ impl SweepState {
     pub fn new(definition: Definition, targets: Vec<Account>, skipped: Vec<Skipped>) -> Self {
         Self {
             version: VERSION,
-            sweep_id: definition.sweep_id,
-            task: definition.task,
-            credentials: definition.credentials,
-            ticket: definition.ticket,
-            requested_by: definition.requested_by,
-            dry_run: definition.dry_run,
+            definition,
             created_at: crate::outcome::rfc3339(std::time::SystemTime::now()),
             targets,
             skipped,
@@ -116,19 +102,19 @@ impl SweepState {
 }
 
 /// What defines a sweep, besides its targets.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Definition {
-    /// See [`SweepState::sweep_id`].
+    /// The sweep's id; job ids are `sweep-<sweep_id>-<account>`.
     pub sweep_id: String,
-    /// See [`SweepState::task`].
+    /// The task every job runs.
     pub task: Task,
-    /// See [`SweepState::credentials`].
+    /// For IAMDeleteRootUserCredentials: the kinds to delete (`None`: all).
     pub credentials: Option<Vec<CredentialKind>>,
-    /// See [`SweepState::ticket`].
+    /// Copied into every job.
     pub ticket: Option<String>,
-    /// See [`SweepState::requested_by`].
+    /// Copied into every job.
     pub requested_by: Option<String>,
-    /// See [`SweepState::dry_run`].
+    /// Copied into every job.
     pub dry_run: bool,
 }
 
