@@ -28,9 +28,7 @@ import datetime
 import json
 import os
 import platform
-import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,17 +39,15 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
+from bench.common import BENCHMARKS_MD, BINARY, OUT_DIR, REPO, free_port, stop, write_section  # noqa: E402
+from bench import common  # noqa: E402
 from localaws.seed import deny_all_bucket_policy, seed  # noqa: E402
 
-BINARY = REPO / "target" / "release" / "rootwarden"
-OUT_DIR = REPO / "target" / "bench"
-BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 BEGIN, END = "<!-- bench:figures:begin -->", "<!-- bench:figures:end -->"
 REGION = "us-east-1"
 TASK = "S3UnlockBucketPolicy"
@@ -91,15 +87,7 @@ class Child:
         return self.popen.pid
 
     def stop(self, deadline: float = 30.0) -> int | None:
-        if self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(deadline)
-            except subprocess.TimeoutExpired:
-                log(f"{self.name} (pid {self.pid}) ignored SIGTERM for {deadline:.0f} s; killing it")
-                os.kill(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
-        return self.popen.returncode
+        return stop(self.popen, deadline)
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -116,26 +104,9 @@ def proc_status_kb(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_localaws(python: str, log_path: Path) -> tuple[Child, str]:
-    stderr = open(log_path, "w")
-    popen = subprocess.Popen(
-        [python, "-m", "localaws", "serve", "--host", "127.0.0.1", "--port", "0"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True)
-    child = Child("localaws", popen)
-    line: list[str] = []
-    reader = threading.Thread(target=lambda: line.append(popen.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(60)
-    if not line or not line[0].startswith("LOCALAWS_READY "):
-        child.stop()
-        raise RuntimeError(f"localaws did not announce itself (got {line!r}); see {log_path}")
-    return child, line[0].split()[1].strip()
+    popen, endpoint = common.start_localaws(python, log_path)
+    return Child("localaws", popen), endpoint
 
 
 # ---------------------------------------------------------------------------------------------
@@ -639,15 +610,6 @@ def render(results: list[dict], context: dict) -> str:
     return "\n".join(lines)
 
 
-def write_benchmarks_md(figures: str) -> None:
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        text = text.rstrip() + f"\n\n## Figures\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    BENCHMARKS_MD.write_text(head + figures + tail)
-
-
 # ---------------------------------------------------------------------------------------------
 
 
@@ -699,7 +661,7 @@ def main() -> int:
         log(f"runs without a clean drain (not written to BENCHMARKS.md): {failures}")
         return 1
     if not args.no_write:
-        write_benchmarks_md(render(results, context))
+        write_section(BEGIN, END, render(results, context))
         log(f"figures written to {BENCHMARKS_MD}")
     return 0
 

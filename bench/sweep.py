@@ -46,8 +46,6 @@ import json
 import os
 import platform
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -56,14 +54,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import common  # noqa: E402
+from bench.common import BINARY, OUT_DIR, REPO, free_port, write_section  # noqa: E402
 from localaws.seed import seed  # noqa: E402
 
-BINARY = REPO / "target" / "release" / "rootwarden"
-OUT_DIR = REPO / "target" / "bench"
-BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 BEGIN, END = "<!-- sweep-benchmark:start -->", "<!-- sweep-benchmark:end -->"
 REGION = "us-east-1"
 MANAGEMENT_KEY = "AKIDMANAGEMENT000001"
@@ -94,13 +90,7 @@ class Processes:
         return child
 
     def stop(self, child: subprocess.Popen, timeout: float = 30) -> None:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        common.stop(child, timeout)
 
     def stop_all(self) -> None:
         for child in reversed(self.children):
@@ -108,19 +98,9 @@ class Processes:
 
 
 def start_localaws(processes: Processes) -> tuple[subprocess.Popen, str]:
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    child = processes.start([sys.executable, "-m", "localaws", "serve", "--host", "127.0.0.1", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=open(OUT_DIR / "sweep-localaws.log", "w"), text=True)
-    line = child.stdout.readline()
-    if not line.startswith("LOCALAWS_READY "):
-        raise RuntimeError(f"localaws did not start: {line!r}")
-    return child, line.split()[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    child, endpoint = common.start_localaws(sys.executable, OUT_DIR / "sweep-localaws.log")
+    processes.children.append(child)
+    return child, endpoint
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,16 +350,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(section: str) -> None:
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    BENCHMARKS_MD.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=500)
@@ -395,7 +365,7 @@ def main() -> None:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "sweep.json").write_text(json.dumps(result, indent=2))
     section = markdown(result)
-    write_section(section)
+    write_section(BEGIN, END, section)
     print(section)
 
 
