@@ -20,6 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=4510, help="0: a free port chosen by the OS")
     serve.add_argument("--plain", action="store_true", help="moto without the extension (benchmarks)")
+    serve.add_argument("--threads", type=int, default=None, help="requests served at once (default 128)")
     serve.set_defaults(run=_serve)
 
     start = commands.add_parser("start", help="run the server in the background")
@@ -43,9 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args) -> int:
-    from .server import serve
+    from .server import DEFAULT_THREADS, serve
 
-    serve(args.host, args.port, extended=not args.plain)
+    serve(args.host, args.port, extended=not args.plain, threads=args.threads or DEFAULT_THREADS)
     return 0
 
 

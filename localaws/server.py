@@ -3,6 +3,13 @@
 `serve` binds first (port 0 lets the OS choose), then prints exactly one line,
 `LOCALAWS_READY http://<host>:<port>`, so a harness that spawns it knows the
 URL without sleeping or racing for a port. SIGTERM and SIGINT stop it cleanly.
+
+The server is cheroot rather than moto's own werkzeug development server: werkzeug
+answers every request with `Connection: close` (it cannot drain an unread body before
+the next request line), so each SDK call would pay a new TCP connection and a new
+server thread. AWS keeps connections alive and clients pool them; cheroot keeps
+HTTP/1.1 connections open and serves them from a fixed pool of threads, so clients
+here behave, and cost, as they do against AWS.
 """
 
 from __future__ import annotations
@@ -10,18 +17,9 @@ from __future__ import annotations
 import signal
 import sys
 
-from werkzeug.serving import WSGIRequestHandler, make_server
-
-
-class QuietHandler(WSGIRequestHandler):
-    """One short line per request on stderr, without werkzeug's colours and dates."""
-
-    def log_request(self, code="-", size="-") -> None:
-        sys.stderr.write(f'{self.command} {self.path} {code}\n')
-
-    def log(self, type: str, message: str, *args) -> None:
-        if type == "error":
-            sys.stderr.write((message % args) + "\n")
+# Every request in flight holds one thread: SQS long polls (up to 20 s) and injected
+# latency faults sleep in theirs. 128 covers several daemons at 64 workers each.
+DEFAULT_THREADS = 128
 
 
 def build_app(extended: bool = True):
@@ -40,21 +38,33 @@ def build_app(extended: bool = True):
     return LocalAwsMiddleware(app)
 
 
-def serve(host: str, port: int, extended: bool = True) -> None:
+def serve(host: str, port: int, extended: bool = True, threads: int = DEFAULT_THREADS) -> None:
     """Run until SIGTERM/SIGINT, announcing the URL on stdout once bound."""
-    server = make_server(host, port, build_app(extended), threaded=True, request_handler=QuietHandler)
-    server.daemon_threads = True
+    from cheroot import wsgi
+
+    server = wsgi.Server(
+        (host, port),
+        build_app(extended),
+        numthreads=threads,
+        server_name="localaws",
+        # Idle keep-alive connections of stopped clients are closed after this long.
+        timeout=60,
+    )
+    # cheroot answers `Connection: close` once 10 connections are open; a daemon alone holds
+    # more than that (its workers, batchers and long polls), and AWS imposes no such limit.
+    server.keep_alive_conn_limit = None
 
     def stop(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"LOCALAWS_READY http://{host}:{server.server_port}", flush=True)
+    server.prepare()
+    print(f"LOCALAWS_READY http://{host}:{server.bind_addr[1]}", flush=True)
     try:
-        server.serve_forever()
+        server.serve()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        server.stop()
     sys.stderr.write("localaws stopped\n")
