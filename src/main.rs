@@ -143,14 +143,28 @@ struct SweepArgs {
     results_url: Option<String>,
 }
 
+/// The daemon's runtime: one thread (a current-thread scheduler, no cross-thread wake-ups) or
+/// a multi-thread scheduler with `threads` workers (0: one per CPU).
+fn daemon_runtime(threads: usize) -> tokio::runtime::Runtime {
+    let mut builder = match threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if threads > 1 {
+        builder.worker_threads(threads);
+    }
+    builder.enable_all().build().expect("a tokio runtime")
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let explicit = cli.config.is_some();
     let path = cli.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     let env: HashMap<String, String> = std::env::vars().collect();
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    // The daemon builds its own runtime from its configuration (workers.runtime_threads).
+    let runtime = || tokio::runtime::Runtime::new().expect("a tokio runtime");
     match cli.command {
-        Command::Healthcheck { url } => runtime.block_on(healthcheck(&url)),
+        Command::Healthcheck { url } => runtime().block_on(healthcheck(&url)),
         Command::CheckConfig => match load(&path, explicit, &env) {
             Ok(config) => {
                 print!("{}", toml_text(&config));
@@ -161,20 +175,20 @@ fn main() -> ExitCode {
         Command::Submit(args) => {
             // submit needs only [aws] and [intake]; the queue URL may come from the flag alone.
             match load_for_client(&path, explicit, &env) {
-                Ok(config) => runtime.block_on(submit(config, *args)),
+                Ok(config) => runtime().block_on(submit(config, *args)),
                 Err(code) => code,
             }
         }
         Command::Sweep(args) => {
             // Like submit: only [aws], [intake] and [results] matter, and flags may replace them.
             match load_for_client(&path, explicit, &env) {
-                Ok(config) => runtime.block_on(sweep(config, *args)),
+                Ok(config) => runtime().block_on(sweep(config, *args)),
                 Err(code) => code,
             }
         }
         Command::Features { action } => {
             match load_for_client(&path, explicit, &env) {
-                Ok(config) => runtime.block_on(features(config, action)),
+                Ok(config) => runtime().block_on(features(config, action)),
                 Err(code) => code,
             }
         }
@@ -190,7 +204,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG as u8);
                 }
             };
-            let result = runtime.block_on(run(config, path, explicit));
+            let result = daemon_runtime(config.workers.runtime_threads).block_on(run(config, path, explicit));
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
