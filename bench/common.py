@@ -12,6 +12,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BINARY = REPO / "target" / "release" / "rootwarden"
+SDK_CALL_COST = REPO / "target" / "release" / "examples" / "sdk_call_cost"
 OUT_DIR = REPO / "target" / "bench"
 BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
-from bench.common import BENCHMARKS_MD, BINARY, OUT_DIR, REPO, free_port, stop, write_section  # noqa: E402
+from bench.common import BENCHMARKS_MD, BINARY, OUT_DIR, REPO, SDK_CALL_COST, free_port, stop, write_section  # noqa: E402
 from bench import common  # noqa: E402
 from localaws.seed import deny_all_bucket_policy, seed  # noqa: E402
 
@@ -190,6 +190,14 @@ def queue_depth(sqs, url: str) -> tuple[int, int]:
     attributes = sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def sdk_call_cost(endpoint: str) -> dict:
+    """The AWS SDK's own CPU per call against the environment (examples/sdk_call_cost: 4,000
+    GetCallerIdentity calls, 32 at a time, rootwarden's SDK configuration, one-thread runtime).
+    Times a job's calls, it is the floor under the daemon's CPU per job."""
+    out = subprocess.run([str(SDK_CALL_COST), endpoint, "4000", "32"], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
 
 
 def environment_capacity(harness: Harness, made: dict, seconds: float = 3.0, threads: int = 4) -> float:
@@ -523,8 +531,19 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def sdk_floor(run: dict, context: dict) -> float:
+    """CPU-s per 1,000 jobs that the SDK calls alone cost: calls per job × CPU per bare call."""
+    return run["calls_per_job"] * context["sdk_cpu_us_per_call"] / 1000
+
+
 def render(results: list[dict], context: dict) -> str:
     m = context["machine"]
+    context = dict(context, sdk_line=(
+        f"{context['sdk_cpu_us_per_call']:.0f} µs of CPU per bare call (`examples/sdk_call_cost`: 4,000 STS "
+        "GetCallerIdentity calls, 32 at a time, rootwarden's SDK configuration and one-thread runtime, "
+        "keep-alive connections), so a job's calls alone cost "
+        + ", ".join(f"{sdk_floor(r, context):.3f}" for r in results[:1])
+        + " CPU-s per 1,000 jobs before rootwarden does anything"))
     lines = [
         BEGIN,
         "<!-- Written by bench/drain.py (`make bench`); edits here are overwritten. -->",
@@ -534,10 +553,11 @@ def render(results: list[dict], context: dict) -> str:
         f"{m['rustc']}, Python {m['python']}; the daemon, the local AWS environment and the harness share these CPUs",
         f"- command: `make bench` (`scripts/bench` → `bench/drain.py --jobs {context['jobs']} "
         f"--accounts {context['accounts']} --depth {context['depth']}`), release build of {context['revision']}, "
-        "`workers.concurrency = 32`, other settings default",
+        "`workers.concurrency = 32`, `workers.runtime_threads = 1` (the default), other settings default",
         f"- environment capacity for context: the local AWS environment serves {context['s3_capacity']:.0f} "
         "S3 GetBucketPolicy calls/s to a 4-thread boto3 client (the S3 half of a job alone, no SQS), "
         f"so about {context['s3_capacity'] / 2:.0f} jobs/s is its ceiling before any SQS work",
+        f"- the AWS SDK's own cost on this machine: {context['sdk_line']}",
         "",
         "| run | RUST_LOG | OTLP export | jobs/s | AWS calls/job | overhead calls/job | daemon CPU-s per 1,000 jobs "
         "| daemon CPU use | localaws CPU use | peak RSS (MB) | outcomes |",
@@ -595,6 +615,8 @@ def render(results: list[dict], context: dict) -> str:
             f"{r['calls_per_job']:.3f}: {verdict(r['overhead_calls_per_job'] <= TARGET_OVERHEAD_CALLS)}" for r in results) + " |",
         f"| < {TARGET_CPU_PER_1000} daemon CPU-s per 1,000 jobs | " + " | ".join(
             f"{r['cpu_s_per_1000_jobs']:.3f}: {verdict(r['cpu_s_per_1000_jobs'] < TARGET_CPU_PER_1000)}" for r in results) + " |",
+        "| (for reference: the SDK floor, calls/job × the SDK's CPU per call) | " + " | ".join(
+            f"{sdk_floor(r, context):.3f} ({r['cpu_s_per_1000_jobs'] / sdk_floor(r, context):.2f}× of it)" for r in results) + " |",
         f"| < {TARGET_RSS_MB:.0f} MB peak RSS | " + " | ".join(
             f"{r['peak_rss_mb']:.1f}: {verdict(r['peak_rss_mb'] < TARGET_RSS_MB)}" for r in results) + " |",
         "| throughput limited by the environment (localaws CPU ≥ 90% of one CPU, daemon well below) | " + " | ".join(
@@ -629,8 +651,9 @@ def main() -> int:
     unknown = [r for r in runs if r not in RUNS]
     if unknown:
         parser.error(f"unknown runs {unknown}; known: {list(RUNS)}")
-    if not BINARY.exists():
-        parser.error(f"{BINARY} is missing: cargo build --release first")
+    for built in (BINARY, SDK_CALL_COST):
+        if not built.exists():
+            parser.error(f"{built} is missing: scripts/bench builds it (cargo build --release --example sdk_call_cost)")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
 
     localaws, endpoint = start_localaws(sys.executable, OUT_DIR / "localaws.log")
@@ -640,6 +663,8 @@ def main() -> int:
         made = seed_organization(harness, args.accounts, args.jobs)
         capacity = environment_capacity(harness, made)
         log(f"environment: {capacity:.0f} S3 GetBucketPolicy calls/s")
+        sdk = sdk_call_cost(endpoint)
+        log(f"AWS SDK alone: {sdk['cpu_us_per_call']:.0f} µs of CPU per call")
         results = []
         for index, name in enumerate(runs):
             if index:
@@ -653,7 +678,7 @@ def main() -> int:
 
     context = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                "machine": machine(), "revision": revision(), "jobs": args.jobs, "accounts": args.accounts, "depth": args.depth,
-               "s3_capacity": capacity}
+               "s3_capacity": capacity, "sdk_cpu_us_per_call": sdk["cpu_us_per_call"]}
     (OUT_DIR / "drain.json").write_text(json.dumps({"context": context, "runs": results}, indent=2))
     failures = [r["name"] for r in results
                 if r["exit_code"] != 0 or r["outcomes"] != {"succeeded": args.jobs} or r["dead_letter_messages"]]
