@@ -129,6 +129,10 @@ struct SweepArgs {
     /// lost them; otherwise they run twice).
     #[arg(long, requires = "resume")]
     repost_pending: bool,
+    /// With --resume: post again, as a new attempt, the accounts whose job ended `failed`
+    /// (rejected jobs stay: the same guardrail would refuse them again).
+    #[arg(long, requires = "resume")]
+    retry_failed: bool,
     /// Jobs posted and not yet answered, at most.
     #[arg(long, default_value_t = 100)]
     max_in_flight: usize,
@@ -366,6 +370,7 @@ async fn sweep(config: Config, args: SweepArgs) -> ExitCode {
     options.dry_run = args.dry_run;
     options.sweep_id = Some(sweep_id.clone());
     options.resume = args.resume.is_some();
+    options.retry_failed = args.retry_failed;
     options.repost_pending = args.repost_pending;
     options.max_in_flight = args.max_in_flight;
     options.idle_timeout = args.idle_timeout;

@@ -277,3 +277,49 @@ async fn member_clients(local: &LocalAws, account: &str) -> Clients {
     let credentials = aws_credential_types::Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_owned()), None, "member");
     clients_with(local, credentials).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_failed_posts_only_the_failed_accounts_again_as_a_new_attempt() {
+    const FEW: usize = 12;
+    const FAILING: usize = 3;
+    let local = LocalAws::start();
+    let seed = local.seed(FEW, 0, 0);
+    // A permanent error for the first three audits: their jobs end `failed` at once.
+    local.fault(json!({"service": "iam", "operation": "GetUser", "error": "AccessDenied", "count": FAILING}));
+    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+    let clients = clients(&local).await;
+    let report = report_dir("retry").join("audit");
+
+    let mut first = options(&seed, Task::AuditRootUserCredentials, report.clone());
+    first.sweep_id = Some("retry-test".into());
+    let done = sweep::run(&clients, first.clone(), CancellationToken::new()).await.unwrap();
+    assert!(done.complete, "a failed job is an answer: {:?}", done.stopped);
+    let failed: BTreeSet<String> =
+        csv_rows(&done.paths.csv).into_iter().filter(|r| r["Outcome"] == "failed").map(|r| r["AccountId"].clone()).collect();
+    assert_eq!(failed.len(), FAILING);
+
+    // --retry-failed needs a resumed sweep.
+    let mut alone = first.clone();
+    alone.retry_failed = true;
+    assert!(sweep::run(&clients, alone, CancellationToken::new()).await.unwrap_err().to_string().contains("--resume"));
+
+    let audits_before = local.call_counts()["iam.GetAccountSummary"].as_u64().unwrap();
+    let mut retry = first;
+    retry.resume = true;
+    retry.retry_failed = true;
+    let retried = sweep::run(&clients, retry, CancellationToken::new()).await.unwrap();
+    assert!(retried.complete, "{:?}", retried.stopped);
+    assert_eq!((retried.posted, retried.received), (FAILING, FAILING), "only the failed accounts run again");
+    let audits = local.call_counts()["iam.GetAccountSummary"].as_u64().unwrap() - audits_before;
+    assert_eq!(audits, FAILING as u64, "the accounts that succeeded are not audited again");
+
+    let rows = csv_rows(&retried.paths.csv);
+    assert_eq!(rows.len(), FEW);
+    assert!(rows.iter().all(|r| r["Outcome"] == "succeeded"), "{rows:?}");
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(&retried.paths.state).unwrap()).unwrap();
+    for account in &failed {
+        assert_eq!(state["retries"][account], 1);
+        assert_eq!(state["results"][account]["job_id"], format!("sweep-retry-test-{account}-r1"));
+    }
+    daemon.stop().await;
+}

@@ -111,10 +111,11 @@ async fn receive_loop(collecting: &Collecting<'_>, cancel: &CancellationToken) -
             .max_number_of_messages(10)
             .wait_time_seconds(WAIT_SECONDS)
             .send();
-        let output = tokio::select! {
-            _ = collecting.done.cancelled() => continue,
-            output = aws::call(&shared.metrics, "sqs", "ReceiveMessage", request) => output,
-        };
+        // Not abandoned when another receiver ends the collection: SQS would still hand this
+        // long poll the messages that arrive during its wait (at most WAIT_SECONDS), and they
+        // would stay invisible for the visibility timeout, out of reach of the next run. So the
+        // receive is finished and what it brings is recorded or released like any other.
+        let output = aws::call(&shared.metrics, "sqs", "ReceiveMessage", request).await;
         let messages = match output {
             Ok(output) => output.messages.unwrap_or_default(),
             // Throttling and 5xx pass; the idle timeout bounds how long they may last.
@@ -137,9 +138,9 @@ async fn receive_loop(collecting: &Collecting<'_>, cancel: &CancellationToken) -
                 .as_ref()
                 .and_then(|r| r.job_id.as_deref())
                 .and_then(|id| account_of(&collecting.sweep_id, id))
-                .map(str::to_owned);
+                .map(|(account, attempt)| (account.to_owned(), attempt));
             match (result, account) {
-                (Some(result), Some(account)) => ours.push((account, result, handle)),
+                (Some(result), Some((account, attempt))) => ours.push((account, attempt, result, handle)),
                 _ => foreign.push(handle),
             }
         }
@@ -148,14 +149,14 @@ async fn receive_loop(collecting: &Collecting<'_>, cancel: &CancellationToken) -
             // Saved before the delete: a crash in between brings the results back as
             // duplicates, never loses them.
             let new = shared.update(|state| {
-                ours.iter().filter(|(account, result, _)| state.record(account, result.clone())).count()
+                ours.iter().filter(|(account, attempt, result, _)| state.record(account, *attempt, result.clone())).count()
             })?;
             // Each new answer frees a place in the posting window.
             shared.window.add_permits(new);
             collecting.received.fetch_add(new, Ordering::SeqCst);
             *collecting.last_result.lock().expect("last result lock") = Instant::now();
             report_progress(shared, options);
-            let handles: Vec<String> = ours.into_iter().map(|(_, _, handle)| handle).collect();
+            let handles: Vec<String> = ours.into_iter().map(|(_, _, _, handle)| handle).collect();
             delete(clients, shared, options, handles).await;
         }
         if !foreign.is_empty() {

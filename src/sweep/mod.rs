@@ -83,6 +83,8 @@ pub struct SweepOptions {
     /// On resume, post again the jobs that were posted but have no result (only when the intake
     /// queue is known to have lost them, e.g. it was purged: otherwise they run twice).
     pub repost_pending: bool,
+    /// On resume, post again (as a new attempt) the accounts whose job ended `failed`.
+    pub retry_failed: bool,
     /// Base path of the report (`<report>.csv`, `.json`, `.state.json`).
     pub report: PathBuf,
     /// The daemon's intake queue.
@@ -119,6 +121,7 @@ impl SweepOptions {
             sweep_id: None,
             resume: false,
             repost_pending: false,
+            retry_failed: false,
             report,
             intake_url,
             results_url,
@@ -144,6 +147,9 @@ impl SweepOptions {
             && !state::is_sweep_id(id)
         {
             problems.push(format!("sweep id `{id}`: 1 to 64 characters of A-Za-z0-9._:-"));
+        }
+        if self.retry_failed && !self.resume {
+            problems.push("--retry-failed applies to a resumed sweep (--resume SWEEP_ID)".into());
         }
         if self.resume && self.sweep_id.is_none() {
             problems.push("--resume needs the sweep id".into());
@@ -264,7 +270,16 @@ async fn prepare(clients: &Clients, metrics: &Metrics, options: &SweepOptions, p
         if state.definition.task != options.task {
             problems.push(format!("sweep {} runs {}, not {}", state.definition.sweep_id, state.definition.task, options.task));
         }
-        return if problems.is_empty() { Ok(state) } else { Err(SweepError::Invalid(problems)) };
+        if !problems.is_empty() {
+            return Err(SweepError::Invalid(problems));
+        }
+        let mut state = state;
+        if options.retry_failed {
+            let again = state.retry_failed();
+            tracing::info!(accounts = again.len(), "Failed accounts are posted again.");
+            state.save(&paths.state)?;
+        }
+        return Ok(state);
     }
     if paths.state.exists() {
         return Err(SweepError::Invalid(vec![format!(

@@ -63,8 +63,13 @@ async fn send(
     batch: &[String],
 ) -> Result<(), SweepError> {
     let mut entries = Vec::with_capacity(batch.len());
-    for (index, account) in batch.iter().enumerate() {
-        let job = NewJob { job_id: Some(job_id(sweep_id, account)), account_id: account.clone(), ..template.clone() };
+    let attempts: Vec<u32> = {
+        let state = shared.state.lock().expect("sweep state lock");
+        batch.iter().map(|account| state.attempt(account)).collect()
+    };
+    for (index, (account, attempt)) in batch.iter().zip(attempts).enumerate() {
+        let job_id = job_id(sweep_id, account, attempt);
+        let job = NewJob { job_id: Some(job_id), account_id: account.clone(), ..template.clone() };
         let body = job.body().map_err(|e| SweepError::Invalid(vec![format!("account {account}: {e}")]))?;
         entries.push(SendMessageBatchRequestEntry::builder().id(index.to_string()).message_body(body).build().expect("id and body set"));
     }

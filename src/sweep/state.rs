@@ -35,8 +35,12 @@ pub struct SweepState {
     pub posted: BTreeMap<String, String>,
     /// Account → its result (the first one; redeliveries are counted in `duplicates`).
     pub results: BTreeMap<String, JobResult>,
-    /// Results received for accounts that already had one.
+    /// Results received for accounts that already had one, or for an attempt since retried.
     pub duplicates: u64,
+    /// Account → how many times `--retry-failed` posted its job again. Attempt n > 0 has the job
+    /// id `sweep-<id>-<account>-r<n>`, so a late copy of an earlier attempt's result is told apart.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retries: BTreeMap<String, u32>,
 }
 
 impl SweepState {
@@ -51,6 +55,7 @@ impl SweepState {
             posted: BTreeMap::new(),
             results: BTreeMap::new(),
             duplicates: 0,
+            retries: BTreeMap::new(),
         }
     }
 
@@ -89,10 +94,36 @@ impl SweepState {
         self.targets.iter().all(|a| self.results.contains_key(&a.id))
     }
 
-    /// Records a result; false when the account already had one (a redelivery) or is not a
-    /// target of this sweep.
-    pub fn record(&mut self, account_id: &str, result: JobResult) -> bool {
-        if self.results.contains_key(account_id) || !self.targets.iter().any(|a| a.id == account_id) {
+    /// The attempt whose result counts for an account (0 until `--retry-failed` posts it again).
+    pub fn attempt(&self, account_id: &str) -> u32 {
+        self.retries.get(account_id).copied().unwrap_or(0)
+    }
+
+    /// Forgets the `failed` results, so their accounts are posted again under a new attempt;
+    /// returns those accounts. `rejected` results stay: a guardrail refused them, and the same
+    /// job would be refused again.
+    pub fn retry_failed(&mut self) -> Vec<String> {
+        let failed: Vec<String> = self
+            .results
+            .iter()
+            .filter(|(_, result)| result.outcome == crate::outcome::Outcome::Failed)
+            .map(|(account, _)| account.clone())
+            .collect();
+        for account in &failed {
+            self.results.remove(account);
+            self.posted.remove(account);
+            *self.retries.entry(account.clone()).or_insert(0) += 1;
+        }
+        failed
+    }
+
+    /// Records the result of `attempt`; false when the account already has one (a redelivery),
+    /// the attempt was superseded by a retry, or the account is not a target of this sweep.
+    pub fn record(&mut self, account_id: &str, attempt: u32, result: JobResult) -> bool {
+        if self.results.contains_key(account_id)
+            || attempt != self.attempt(account_id)
+            || !self.targets.iter().any(|a| a.id == account_id)
+        {
             self.duplicates += 1;
             return false;
         }
@@ -145,16 +176,25 @@ impl Paths {
     }
 }
 
-/// The job id of an account's job in a sweep.
-pub fn job_id(sweep_id: &str, account_id: &str) -> String {
-    format!("sweep-{sweep_id}-{account_id}")
+/// The job id of an account's job in a sweep: `sweep-<id>-<account>`, and `-r<n>` after it for
+/// the n-th retry.
+pub fn job_id(sweep_id: &str, account_id: &str, attempt: u32) -> String {
+    match attempt {
+        0 => format!("sweep-{sweep_id}-{account_id}"),
+        n => format!("sweep-{sweep_id}-{account_id}-r{n}"),
+    }
 }
 
-/// The account of a job id, if the job belongs to this sweep. Unambiguous even when sweep ids
-/// contain `-`, because the account part is exactly twelve digits.
-pub fn account_of<'a>(sweep_id: &str, job_id: &'a str) -> Option<&'a str> {
+/// The account and attempt of a job id, if the job belongs to this sweep. Unambiguous even when
+/// sweep ids contain `-`, because the account part is exactly twelve digits.
+pub fn account_of<'a>(sweep_id: &str, job_id: &'a str) -> Option<(&'a str, u32)> {
     let rest = job_id.strip_prefix("sweep-")?.strip_prefix(sweep_id)?.strip_prefix('-')?;
-    crate::job::is_account_id(rest).then_some(rest)
+    let (account, attempt) = match rest.split_once("-r") {
+        Some((account, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => (account, n.parse().ok()?),
+        Some(_) => return None,
+        None => (rest, 0),
+    };
+    crate::job::is_account_id(account).then_some((account, attempt))
 }
 
 /// A sweep id: 1 to 64 of `A-Za-z0-9._:-`, so every job id stays within the job contract.
@@ -175,14 +215,18 @@ mod tests {
 
     #[test]
     fn job_ids_belong_to_exactly_one_sweep() {
-        let id = job_id("a-1", "111122223333");
+        let id = job_id("a-1", "111122223333", 0);
         assert_eq!(id, "sweep-a-1-111122223333");
-        assert_eq!(account_of("a-1", &id), Some("111122223333"));
+        assert_eq!(account_of("a-1", &id), Some(("111122223333", 0)));
         assert_eq!(account_of("a", &id), None, "a prefix sweep id must not claim it");
         assert_eq!(account_of("a-1", "CHG-1042"), None);
+        let retry = job_id("a-1", "111122223333", 2);
+        assert_eq!(retry, "sweep-a-1-111122223333-r2");
+        assert_eq!(account_of("a-1", &retry), Some(("111122223333", 2)));
+        assert_eq!(account_of("a-1", "sweep-a-1-111122223333-rx"), None);
         assert!(crate::job::Job::parse(&format!(
             r#"{{"version":1,"job_id":"{}","account_id":"111122223333","task":"IAMAuditRootUserCredentials"}}"#,
-            job_id(&"x".repeat(64), "111122223333")
+            job_id(&"x".repeat(64), "111122223333", u32::MAX)
         ))
         .is_ok());
     }
