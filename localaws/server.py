@@ -47,6 +47,9 @@ def serve(host: str, port: int, extended: bool = True, threads: int = DEFAULT_TH
         build_app(extended),
         numthreads=threads,
         server_name="localaws",
+        # The listen backlog: cheroot's default of 5 resets connections when dozens of clients
+        # (a daemon's workers, a benchmark's threads) connect at once.
+        request_queue_size=1024,
         # Idle keep-alive connections of stopped clients are closed after this long.
         timeout=60,
     )
