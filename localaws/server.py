@@ -29,12 +29,13 @@ def build_app(extended: bool = True):
     app = DomainDispatcherApplication(create_backend_app)
     if not extended:
         return app
-    from . import identity, organization, root_iam
+    from . import identity, organization, root_iam, speed
     from .middleware import LocalAwsMiddleware
 
     organization.install()
     identity.install()
     root_iam.install()
+    speed.install()
     return LocalAwsMiddleware(app)
 
 
