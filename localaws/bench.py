@@ -135,7 +135,7 @@ def report(rows: list[tuple[str, str, float]], seconds: float, threads: int) -> 
         f"{platform.system()} {platform.release()}",
         f"- method: `python -m localaws.bench --seconds {seconds:g} --threads {threads}`: one boto3 client process, "
         f"{threads} threads (one client each), {seconds:g} s per operation, no retries; the SQS receive runs on the queue the send filled, so it measures a queue of several hundred messages (moto's receive slows as a queue grows); plain moto is "
-        "`python -m localaws serve --plain` (moto's own WSGI app, same cheroot server), the extended "
+        "`python -m localaws serve --plain` (moto's own WSGI app, same cheroot server, without the extension's speed patches of localaws/speed.py: per-host routing cache, O(1) SQS retention check), the extended "
         "server is `python -m localaws serve`; both reset before each STS operation. The client and the "
         "server share the 2 cores, so these are end-to-end figures, not server capacity.",
         "", "| server | operation | calls/s |", "|---|---|---:|",
