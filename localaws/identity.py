@@ -20,7 +20,8 @@ import hashlib
 import os
 import threading
 
-from moto.iam.models import get_account_id_from, iam_backends
+from moto.iam import models as iam_models
+from moto.iam.models import iam_backends
 from moto.sqs.models import SQSBackend
 from moto.sts import models as sts_models
 
@@ -46,7 +47,8 @@ def caller_account(environ: dict, access_key: str | None) -> str:
     session = STATE.session(access_key) if access_key else None
     if session is not None:
         return session.account_id
-    return get_account_id_from(access_key or "AKIAEXAMPLE")
+    # Through the module, so localaws.speed's remembering version is the one called.
+    return iam_models.get_account_id_from(access_key or "AKIAEXAMPLE")
 
 
 def user_id(access_key: str | None, region: str, account_id: str) -> str:
