@@ -16,8 +16,9 @@ use crate::aws::{self, Clients, ErrorClass};
 use crate::outcome::JobResult;
 
 /// Long-poll wait per receive: short enough that the idle timeout and `stop_after` are checked
-/// often, long enough not to spin on an empty queue.
-const WAIT_SECONDS: i32 = 2;
+/// often, long enough not to spin on an empty queue. A finished sweep also waits out the other
+/// receivers' polls (they are never abandoned), so this is the most a sweep's end is delayed.
+const WAIT_SECONDS: i32 = 1;
 
 /// When a receive brought only other consumers' results, wait this long before the next one so
 /// a queue full of them is not read in a tight loop (it is pacing, not synchronisation).
