@@ -538,12 +538,7 @@ def sdk_floor(run: dict, context: dict) -> float:
 
 def render(results: list[dict], context: dict) -> str:
     m = context["machine"]
-    context = dict(context, sdk_line=(
-        f"{context['sdk_cpu_us_per_call']:.0f} µs of CPU per bare call (`examples/sdk_call_cost`: 4,000 STS "
-        "GetCallerIdentity calls, 32 at a time, rootwarden's SDK configuration and one-thread runtime, "
-        "keep-alive connections), so a job's calls alone cost "
-        + ", ".join(f"{sdk_floor(r, context):.3f}" for r in results[:1])
-        + " CPU-s per 1,000 jobs before rootwarden does anything"))
+
     lines = [
         BEGIN,
         "<!-- Written by bench/drain.py (`make bench`); edits here are overwritten. -->",
@@ -557,7 +552,10 @@ def render(results: list[dict], context: dict) -> str:
         f"- environment capacity for context: the local AWS environment serves {context['s3_capacity']:.0f} "
         "S3 GetBucketPolicy calls/s to a 4-thread boto3 client (the S3 half of a job alone, no SQS), "
         f"so about {context['s3_capacity'] / 2:.0f} jobs/s is its ceiling before any SQS work",
-        f"- the AWS SDK's own cost on this machine: {context['sdk_line']}",
+        f"- the AWS SDK's own cost on this machine: {context['sdk_cpu_us_per_call']:.0f} µs of CPU per bare call "
+        "(`examples/sdk_call_cost`: 4,000 STS GetCallerIdentity calls, 32 at a time, rootwarden's SDK "
+        "configuration and one-thread runtime, keep-alive connections), so a job's calls alone cost "
+        f"{sdk_floor(results[0], context):.3f} CPU-s per 1,000 jobs before rootwarden does anything",
         "",
         "| run | RUST_LOG | OTLP export | jobs/s | AWS calls/job | overhead calls/job | daemon CPU-s per 1,000 jobs "
         "| daemon CPU use | localaws CPU use | peak RSS (MB) | outcomes |",

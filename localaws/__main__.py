@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from .server import DEFAULT_THREADS
+
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -20,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=4510, help="0: a free port chosen by the OS")
     serve.add_argument("--plain", action="store_true", help="moto without the extension (benchmarks)")
-    serve.add_argument("--threads", type=int, default=None, help="requests served at once (default 128)")
+    serve.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="requests served at once")
     serve.set_defaults(run=_serve)
 
     start = commands.add_parser("start", help="run the server in the background")
@@ -44,9 +46,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args) -> int:
-    from .server import DEFAULT_THREADS, serve
+    from .server import serve
 
-    serve(args.host, args.port, extended=not args.plain, threads=args.threads or DEFAULT_THREADS)
+    serve(args.host, args.port, extended=not args.plain, threads=args.threads)
     return 0
 
 

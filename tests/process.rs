@@ -14,7 +14,7 @@ const WAIT: Duration = Duration::from_secs(60);
 /// Polls the environment's request counter until `operation` reached `count`.
 fn wait_for_calls(local: &LocalAws, operation: &str, count: u64) {
     let start = Instant::now();
-    while local.call_counts()[operation].as_u64().unwrap_or(0) < count {
+    while local.calls(operation) < count {
         assert!(start.elapsed() < WAIT, "{operation} never reached {count}");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -165,7 +165,7 @@ async fn a_long_poll_in_flight_at_sigterm_hands_its_messages_back_at_once() {
     daemon.wait_for_line("rootwarden is taking jobs", WAIT);
     // Wait until the daemon's long poll is under way, then stop it and post a job that the
     // poll, still open on the environment's side, will take.
-    let before = local.call_counts()["sqs.ReceiveMessage"].as_u64().unwrap_or(0);
+    let before = local.calls("sqs.ReceiveMessage");
     wait_for_calls(&local, "sqs.ReceiveMessage", before + 1);
     daemon.signal("TERM");
     daemon.wait_for_line("Stop signal received", WAIT);

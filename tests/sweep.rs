@@ -303,14 +303,14 @@ async fn retry_failed_posts_only_the_failed_accounts_again_as_a_new_attempt() {
     alone.retry_failed = true;
     assert!(sweep::run(&clients, alone, CancellationToken::new()).await.unwrap_err().to_string().contains("--resume"));
 
-    let audits_before = local.call_counts()["iam.GetAccountSummary"].as_u64().unwrap();
+    let audits_before = local.calls("iam.GetAccountSummary");
     let mut retry = first;
     retry.resume = true;
     retry.retry_failed = true;
     let retried = sweep::run(&clients, retry, CancellationToken::new()).await.unwrap();
     assert!(retried.complete, "{:?}", retried.stopped);
     assert_eq!((retried.posted, retried.received), (FAILING, FAILING), "only the failed accounts run again");
-    let audits = local.call_counts()["iam.GetAccountSummary"].as_u64().unwrap() - audits_before;
+    let audits = local.calls("iam.GetAccountSummary") - audits_before;
     assert_eq!(audits, FAILING as u64, "the accounts that succeeded are not audited again");
 
     let rows = csv_rows(&retried.paths.csv);

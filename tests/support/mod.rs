@@ -98,6 +98,11 @@ impl LocalAws {
         self.get("/_localaws/call-counts")["counts"].clone()
     }
 
+    /// Requests made so far to one `service.Operation` (0 before the first).
+    pub fn calls(&self, operation: &str) -> u64 {
+        self.call_counts()[operation].as_u64().unwrap_or(0)
+    }
+
     /// An account's root user state.
     pub fn root_state(&self, account_id: &str) -> Value {
         self.get(&format!("/_localaws/accounts/{account_id}/root"))
