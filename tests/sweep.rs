@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use aws_sdk_sqs::types::QueueAttributeName;
 use rootwarden::aws::Clients;
 use rootwarden::job::{CredentialKind, Task};
 use rootwarden::sweep::{self, SweepOptions};
@@ -59,8 +60,11 @@ async fn an_audit_sweep_reports_every_account_as_the_environment_holds_it() {
     let seed = local.seed(ACCOUNTS, 0, 0);
     local.delete("/_localaws/call-counts");
     let daemon = RunningDaemon::start(config(&local, &seed)).await;
+    let clients = clients(&local).await;
+    // Another consumer's message on the shared results queue: the sweep must leave it there.
+    clients.sqs.send_message().queue_url(seed.queue("results")).message_body("a result for another consumer").send().await.unwrap();
     let dir = report_dir("audit");
-    let outcome = sweep::run(&clients(&local).await, options(&seed, Task::AuditRootUserCredentials, dir.join("audit.csv")), CancellationToken::new())
+    let outcome = sweep::run(&clients, options(&seed, Task::AuditRootUserCredentials, dir.join("audit.csv")), CancellationToken::new())
         .await
         .unwrap();
     assert!(outcome.complete, "{:?}", outcome.stopped);
@@ -110,6 +114,20 @@ async fn an_audit_sweep_reports_every_account_as_the_environment_holds_it() {
     let gauge = format!("rootwarden_root_credentials_present{{account_id=\"{account}\",credential=\"password\"}}");
     assert_eq!(daemon.metric(&gauge), f64::from(u8::from(present)));
     assert_eq!(local.call_counts()["iam.GetAccountSummary"], json!(ACCOUNTS), "one audit per account");
+
+    // The other consumer's message is visible again, and no receive was left behind to hide one.
+    let counts = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(seed.queue("results"))
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let count = |name: QueueAttributeName| counts.attributes().unwrap()[&name].clone();
+    assert_eq!(count(QueueAttributeName::ApproximateNumberOfMessages), "1");
+    assert_eq!(count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible), "0");
     daemon.stop().await;
 }
 
