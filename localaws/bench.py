@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import os
 import pathlib
 import platform
@@ -89,19 +90,35 @@ def assume_root_call(url: str, member: str):
     return make
 
 
-def sqs_calls(url: str, queue_url: str) -> dict:
-    def send():
+# Messages in the queue when the receive+delete measurement starts: moto's receive slows as a queue
+# grows, so both servers are measured on the same depth, not on what their send phase left.
+RECEIVE_QUEUE_DEPTH = 2000
+
+
+def fill(url: str, queue_url: str, depth: int) -> None:
+    sqs = client(url, "sqs")
+    for start in range(0, depth, 10):
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(n), "MessageBody": "x" * 200} for n in range(min(10, depth - start))])
+
+
+def sqs_calls(url: str) -> dict:
+    """Operation -> (queue name, maker of its call)."""
+    def send(queue_url: str):
         sqs = client(url, "sqs")
         return lambda: sqs.send_message(QueueUrl=queue_url, MessageBody="x" * 200)
 
-    def receive_and_delete():
+    def receive_and_delete(queue_url: str):
         sqs = client(url, "sqs")
 
         def call():
-            for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages", []):
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages", [])
+            if not messages:
+                raise RuntimeError("the receive queue ran dry: raise RECEIVE_QUEUE_DEPTH")
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
         return call
-    return {"SendMessage": send, "ReceiveMessage+DeleteMessage (pairs)": receive_and_delete}
+    return {"SendMessage": ("bench-send", send),
+            "ReceiveMessage+DeleteMessage (pairs)": ("bench-receive", receive_and_delete)}
 
 
 def measure(seconds: float, threads: int) -> list[tuple[str, str, float]]:
@@ -117,9 +134,11 @@ def measure(seconds: float, threads: int) -> list[tuple[str, str, float]]:
         rows.append(("extended", "sts.AssumeRoot", rate(assume_root_call(extended.url, member), seconds, threads)))
         for name, server in (("plain moto", plain), ("extended", extended)):
             server.reset()
-            queue_url = client(server.url, "sqs").create_queue(QueueName="bench")["QueueUrl"]
-            for operation, make in sqs_calls(server.url, queue_url).items():
-                rows.append((name, f"sqs.{operation}", rate(make, seconds, threads)))
+            for operation, (queue_name, make) in sqs_calls(server.url).items():
+                queue_url = client(server.url, "sqs").create_queue(QueueName=queue_name)["QueueUrl"]
+                if queue_name == "bench-receive":
+                    fill(server.url, queue_url, RECEIVE_QUEUE_DEPTH)
+                rows.append((name, f"sqs.{operation}", rate(functools.partial(make, queue_url), seconds, threads)))
     finally:
         plain.stop()
         extended.stop()
@@ -134,8 +153,8 @@ def report(rows: list[tuple[str, str, float]], seconds: float, threads: int) -> 
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}",
         f"- method: `python -m localaws.bench --seconds {seconds:g} --threads {threads}`: one boto3 client process, "
-        f"{threads} threads (one client each), {seconds:g} s per operation, no retries; the SQS receive runs on the queue the send filled, so it measures a queue of several hundred messages (moto's receive slows as a queue grows); plain moto is "
-        "`python -m localaws serve --plain` (moto's own WSGI app, same cheroot server, without the extension's speed patches of localaws/speed.py: per-host routing cache, O(1) SQS retention check), the extended "
+        f"{threads} threads (one client each), {seconds:g} s per operation, no retries; the SQS receive+delete starts on a queue of {RECEIVE_QUEUE_DEPTH} messages (moto's receive slows as a queue grows; the measurement takes some of them); plain moto is "
+        "`python -m localaws serve --plain` (moto's own WSGI app, same cheroot server, without the extension's speed patches of localaws/speed.py: per-host routing cache, O(1) SQS retention check, remembered account of an access key, known or not, and SQS sends that compute only the queue attribute they read), the extended "
         "server is `python -m localaws serve`; both reset before each STS operation. The client and the "
         "server share the 2 cores, so these are end-to-end figures, not server capacity.",
         "", "| server | operation | calls/s |", "|---|---|---:|",
