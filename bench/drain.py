@@ -363,6 +363,7 @@ def run_once(name: str, rust_log: str, export: bool, made: dict, harness: Harnes
         harness_before = harness.snapshot()
         counts_before = harness.call_counts()
         localaws_cpu_start = proc_cpu_seconds(localaws.pid)
+        harness_cpu_start = time.process_time()
 
         outcomes: Counter[str] = Counter()
         job_ids: set[str] = set()
@@ -444,6 +445,7 @@ def run_once(name: str, rust_log: str, export: bool, made: dict, harness: Harnes
         cpu_total = proc_cpu_seconds(daemon.pid)
         peak_rss_kb = proc_status_kb(daemon.pid, "VmHWM")
         localaws_cpu_end = proc_cpu_seconds(localaws.pid)
+        harness_cpu_end = time.process_time()
         _, metrics_text = http_get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         if profiler:
             os.kill(profiler.pid, signal.SIGINT)
@@ -482,6 +484,7 @@ def run_once(name: str, rust_log: str, export: bool, made: dict, harness: Harnes
         "startup_rss_mb": startup_rss_kb / 1024, "peak_rss_mb": peak_rss_kb / 1024,
         "localaws_cpu_utilisation": (localaws_cpu_end - localaws_cpu_start) / wall,
         "localaws_cpu_startup_s": localaws_cpu_start - localaws_cpu_before,
+        "harness_cpu_utilisation": (harness_cpu_end - harness_cpu_start) / wall,
         "daemon_calls": dict(sorted(daemon_calls.items())),
         "daemon_startup_calls": dict(sorted(startup_calls.items())),
         "harness_calls": dict(sorted(harness_calls.items())),
@@ -558,8 +561,8 @@ def render(results: list[dict], context: dict) -> str:
         f"{sdk_floor(results[0], context):.3f} CPU-s per 1,000 jobs before rootwarden does anything",
         "",
         "| run | RUST_LOG | OTLP export | jobs/s | AWS calls/job | overhead calls/job | daemon CPU-s per 1,000 jobs "
-        "| daemon CPU use | localaws CPU use | peak RSS (MB) | outcomes |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| daemon CPU use | localaws CPU use | harness CPU use | peak RSS (MB) | outcomes |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         outcomes = ", ".join(f"{v} {k}" for k, v in sorted(r["outcomes"].items()))
@@ -567,14 +570,15 @@ def render(results: list[dict], context: dict) -> str:
             f"| {r['name']} | {r['rust_log']} | {'yes' if r['otlp_export'] else 'no'} | {r['jobs_per_s']:.1f} "
             f"| {r['calls_per_job']:.3f} | {r['overhead_calls_per_job']:.3f} | {r['cpu_s_per_1000_jobs']:.3f} "
             f"| {r['daemon_cpu_utilisation'] * 100:.0f}% | {r['localaws_cpu_utilisation'] * 100:.0f}% "
-            f"| {r['peak_rss_mb']:.1f} | {outcomes} |")
+            f"| {r['harness_cpu_utilisation'] * 100:.0f}% | {r['peak_rss_mb']:.1f} | {outcomes} |")
     lines += [
         "",
         "Columns: jobs/s from the first job posted to the last result received; AWS calls/job = the daemon's "
         "calls while draining (environment call counts minus the harness's own) / jobs; overhead = those "
         "minus the task's own GetBucketPolicy + DeleteBucketPolicy; CPU = utime + stime of the daemon "
         "from readiness to just before SIGTERM (its start-up CPU subtracted); CPU use = CPU seconds / wall "
-        "seconds (100% = one CPU; localaws is one Python process, so about 100% means it is saturated).",
+        "seconds (100% = one CPU; localaws is one Python process, so about 100% means it is saturated; "
+        "harness = this script's feeder and drain threads, so the three together show how busy the machine was).",
         "",
         "Start-up (not in the figures above): " + "; ".join(
             f"{r['name']}: {r['daemon_cpu_startup_s']:.2f} CPU-s, {r['startup_rss_mb']:.1f} MB RSS, "
