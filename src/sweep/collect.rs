@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -44,21 +44,32 @@ const HELPERS: usize = 3;
 /// The helpers' comings and goings.
 struct Helpers {
     idle: AtomicUsize,
-    called: Notify,
+    /// One permit per call: a call made while no helper waits yet is kept, not lost.
+    called: Semaphore,
     all_idle: Notify,
 }
 
 impl Helpers {
     fn new() -> Self {
-        Self { idle: AtomicUsize::new(HELPERS), called: Notify::new(), all_idle: Notify::new() }
+        Self { idle: AtomicUsize::new(HELPERS), called: Semaphore::new(0), all_idle: Notify::new() }
     }
 
     /// Calls one idle helper in, if there is one. It counts as at work from this moment, so
     /// the long poller, which may be the caller, short-polls from its very next receive.
     fn call(&self) {
         if self.idle.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |idle| idle.checked_sub(1)).is_ok() {
-            // Stored if that helper is between going idle and waiting; it takes it then.
-            self.called.notify_one();
+            self.called.add_permits(1);
+        }
+    }
+
+    /// Waits for a call; false if `done` came first.
+    async fn until_called(&self, done: &CancellationToken) -> bool {
+        tokio::select! {
+            permit = self.called.acquire() => {
+                permit.expect("the semaphore is never closed").forget();
+                true
+            }
+            _ = done.cancelled() => false,
         }
     }
 
@@ -191,9 +202,8 @@ async fn long_poll(collecting: &Collecting<'_>, cancel: &CancellationToken) -> R
 /// A helper: idle until called, then short polls while they bring full batches.
 async fn help(collecting: &Collecting<'_>, cancel: &CancellationToken) -> Result<(), SweepError> {
     loop {
-        tokio::select! {
-            _ = collecting.helpers.called.notified() => {}
-            _ = collecting.done.cancelled() => return Ok(()),
+        if !collecting.helpers.until_called(&collecting.done).await {
+            return Ok(());
         }
         loop {
             if collecting.over(cancel) {
@@ -316,5 +326,55 @@ async fn release(clients: &Clients, shared: &Shared, options: &SweepOptions, han
     let request = clients.sqs.change_message_visibility_batch().queue_url(&options.results_url).set_entries(Some(entries)).send();
     if let Err(error) = aws::call(&shared.metrics, "sqs", "ChangeMessageVisibilityBatch", request).await {
         tracing::warn!(%error, "Other results could not be released; they return after their visibility timeout.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_take_idle_helpers_only_while_there_are_some() {
+        let helpers = Helpers::new();
+        assert!(!helpers.at_work());
+        for _ in 0..HELPERS + 2 {
+            helpers.call();
+        }
+        assert!(helpers.at_work());
+        assert_eq!(helpers.idle.load(Ordering::SeqCst), 0);
+        // Every helper called, none twice; calls made before any helper waited are kept.
+        assert_eq!(helpers.called.available_permits(), HELPERS);
+    }
+
+    #[tokio::test]
+    async fn the_long_poller_waits_until_the_last_helper_goes_idle_or_the_end() {
+        let helpers = Helpers::new();
+        let done = CancellationToken::new();
+        helpers.call();
+        helpers.call();
+        let waiting = helpers.until_all_idle(&done);
+        tokio::pin!(waiting);
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        helpers.went_idle();
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        helpers.went_idle();
+        assert!(futures::poll!(waiting.as_mut()).is_ready());
+
+        helpers.call();
+        let ended = helpers.until_all_idle(&done);
+        tokio::pin!(ended);
+        assert!(futures::poll!(ended.as_mut()).is_pending());
+        done.cancel();
+        assert!(futures::poll!(ended.as_mut()).is_ready());
+    }
+
+    #[tokio::test]
+    async fn a_helper_takes_a_call_made_before_it_waited_and_leaves_at_the_end() {
+        let helpers = Helpers::new();
+        let running = CancellationToken::new();
+        helpers.call();
+        assert!(helpers.until_called(&running).await);
+        running.cancel();
+        assert!(!helpers.until_called(&running).await);
     }
 }
