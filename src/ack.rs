@@ -85,7 +85,9 @@ impl Acknowledger {
                     for result in &results {
                         match result {
                             Ok(()) => metrics.messages_deleted.inc(),
-                            Err(error) => tracing::warn!(%error, "Could not delete a finished message; a redelivery will find nothing left to do."),
+                            Err(error) => {
+                                tracing::warn!(%error, "Could not delete a finished message; a redelivery will find nothing left to do.")
+                            }
                         }
                     }
                     results
@@ -236,7 +238,11 @@ fn index(id: &str) -> Option<usize> {
 async fn delete_batch(clients: Clients, metrics: Metrics, url: String, handles: Vec<String>) -> Vec<Result<(), String>> {
     with_entry_retries("DeleteMessageBatch", handles.len(), |pending| {
         let entries = pending.iter().map(|&i| {
-            DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(&handles[i]).build().expect("fields set")
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(&handles[i])
+                .build()
+                .expect("fields set")
         });
         let request = clients.sqs.delete_message_batch().queue_url(&url).set_entries(Some(entries.collect())).send();
         let metrics = &metrics;
@@ -245,7 +251,11 @@ async fn delete_batch(clients: Clients, metrics: Metrics, url: String, handles: 
             metrics.delete_failures.inc_by(output.failed().len() as u64);
             Ok(EntryResults {
                 succeeded: output.successful().iter().filter_map(|e| index(e.id())).collect(),
-                failed: output.failed().iter().filter_map(|e| Some((index(e.id())?, e.code().to_owned(), e.sender_fault()))).collect(),
+                failed: output
+                    .failed()
+                    .iter()
+                    .filter_map(|e| Some((index(e.id())?, e.code().to_owned(), e.sender_fault())))
+                    .collect(),
             })
         }
     })
@@ -269,7 +279,11 @@ async fn send_batch(clients: Clients, metrics: Metrics, url: String, messages: V
             let output = aws::call(metrics, "sqs", "SendMessageBatch", request).await?;
             Ok(EntryResults {
                 succeeded: output.successful().iter().filter_map(|e| index(e.id())).collect(),
-                failed: output.failed().iter().filter_map(|e| Some((index(e.id())?, e.code().to_owned(), e.sender_fault()))).collect(),
+                failed: output
+                    .failed()
+                    .iter()
+                    .filter_map(|e| Some((index(e.id())?, e.code().to_owned(), e.sender_fault())))
+                    .collect(),
             })
         }
     })

@@ -156,8 +156,7 @@ const TRANSIENT_CODES: &[&str] = &[
     "ConcurrentModificationException",
 ];
 
-const EXPIRED_CODES: &[&str] =
-    &["ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"];
+const EXPIRED_CODES: &[&str] = &["ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"];
 
 /// Classifies an AWS error code (and HTTP status, when known).
 pub fn classify(code: &str, status: Option<u16>) -> ErrorClass {
@@ -188,9 +187,11 @@ impl AwsCallError {
                 (code, message, class)
             }
             SdkError::TimeoutError(_) => ("Timeout".into(), "the call timed out".into(), ErrorClass::Transient),
-            SdkError::DispatchFailure(failure) => {
-                ("DispatchFailure".into(), format!("{:?}", failure.as_connector_error().map(|e| e.to_string())), ErrorClass::Transient)
-            }
+            SdkError::DispatchFailure(failure) => (
+                "DispatchFailure".into(),
+                format!("{:?}", failure.as_connector_error().map(|e| e.to_string())),
+                ErrorClass::Transient,
+            ),
             SdkError::ResponseError(_) => {
                 ("ResponseError".into(), "the response could not be read".into(), ErrorClass::Transient)
             }
@@ -261,11 +262,7 @@ where
 
 /// Keeps the `code` label a bounded set: AWS codes are identifiers, anything else is `Other`.
 fn metric_code(code: &str) -> &str {
-    if code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_') {
-        code
-    } else {
-        "Other"
-    }
+    if code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_') { code } else { "Other" }
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// SQS batch calls take at most ten entries.
 pub const MAX_BATCH: usize = 10;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::{is_account_id, Task};
+use crate::job::{Task, is_account_id};
 
 /// The path used when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rootwarden/rootwarden.toml";
@@ -146,11 +146,7 @@ pub struct SessionsConfig {
 
 impl Default for SessionsConfig {
     fn default() -> Self {
-        Self {
-            duration: Duration::from_secs(900),
-            min_remaining: Duration::from_secs(120),
-            capacity: 10_000,
-        }
+        Self { duration: Duration::from_secs(900), min_remaining: Duration::from_secs(120), capacity: 10_000 }
     }
 }
 
@@ -275,11 +271,7 @@ const LIST_KEYS: [&str; 6] = [
 impl Config {
     /// Loads defaults, then the TOML file at `path` (which must exist when `required`), then
     /// `ROOTWARDEN_*` variables from `env`, and validates the result.
-    pub fn load(
-        path: &Path,
-        required: bool,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
+    pub fn load(path: &Path, required: bool, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         Self::checked(&Self::merge(path, required, env)?)
     }
 
@@ -348,10 +340,7 @@ impl Config {
         if let Ok(table) = &table {
             for section in table.keys() {
                 if !SECTIONS.contains(&section.as_str()) {
-                    problems.push(format!(
-                        "unknown section `{section}` (known: {})",
-                        SECTIONS.join(", ")
-                    ));
+                    problems.push(format!("unknown section `{section}` (known: {})", SECTIONS.join(", ")));
                 }
             }
         }
@@ -396,18 +385,15 @@ impl Config {
         if !(1..=10).contains(&self.aws.max_attempts) {
             problem("aws.max_attempts must be between 1 and 10".into());
         }
-        for (key, value) in [
-            ("intake.queue_url", &self.intake.queue_url),
-            ("intake.dead_letter_queue_url", &self.intake.dead_letter_queue_url),
-        ] {
+        for (key, value) in
+            [("intake.queue_url", &self.intake.queue_url), ("intake.dead_letter_queue_url", &self.intake.dead_letter_queue_url)]
+        {
             if value.as_deref().is_none_or(|url| url.trim().is_empty()) {
                 problem(format!("{key} is required"));
             }
         }
         let intake = &self.intake;
-        if intake.visibility_timeout < Duration::from_secs(1)
-            || intake.visibility_timeout > Duration::from_secs(12 * 3600)
-        {
+        if intake.visibility_timeout < Duration::from_secs(1) || intake.visibility_timeout > Duration::from_secs(12 * 3600) {
             problem("intake.visibility_timeout must be between 1s and 12h".into());
         }
         if intake.wait_time > Duration::from_secs(20) {
@@ -436,7 +422,10 @@ impl Config {
             problem("sessions.duration must be between 1s and 900s (the AssumeRoot limit)".into());
         }
         if self.workers.job_timeout >= sessions.min_remaining {
-            problem("workers.job_timeout must be shorter than sessions.min_remaining, so a job never outlives its root session".into());
+            problem(
+                "workers.job_timeout must be shorter than sessions.min_remaining, so a job never outlives its root session"
+                    .into(),
+            );
         }
         if sessions.min_remaining >= sessions.duration {
             problem("sessions.min_remaining must be shorter than sessions.duration".into());
@@ -447,10 +436,7 @@ impl Config {
         problems.extend(self.policy.problems());
         let mut problem = |text: String| problems.push(text);
         if self.telemetry.listen.parse::<SocketAddr>().is_err() {
-            problem(format!(
-                "telemetry.listen `{}` must be an address like 127.0.0.1:9464",
-                self.telemetry.listen
-            ));
+            problem(format!("telemetry.listen `{}` must be an address like 127.0.0.1:9464", self.telemetry.listen));
         }
         if self.telemetry.queue_metrics_interval < Duration::from_secs(1) {
             problem("telemetry.queue_metrics_interval must be at least 1s".into());
@@ -459,37 +445,30 @@ impl Config {
     }
 }
 
-const SECTIONS: [&str; 8] =
-    ["aws", "intake", "results", "workers", "sessions", "policy", "telemetry", "shutdown"];
+const SECTIONS: [&str; 8] = ["aws", "intake", "results", "workers", "sessions", "policy", "telemetry", "shutdown"];
 
 impl PolicyConfig {
     /// Problems of the `[policy]` section alone (a SIGHUP reload checks only these).
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        for (key, tasks) in
-            [("policy.allowed_tasks", &self.allowed_tasks), ("policy.require_ticket", &self.require_ticket)]
-        {
+        for (key, tasks) in [("policy.allowed_tasks", &self.allowed_tasks), ("policy.require_ticket", &self.require_ticket)] {
             for task in tasks {
                 if task.parse::<Task>().is_err() {
                     problems.push(format!("{key}: `{task}` is not one of the five root tasks"));
                 }
             }
         }
-        for (key, accounts) in [
-            ("policy.allowed_accounts", &self.allowed_accounts),
-            ("policy.denied_accounts", &self.denied_accounts),
-        ] {
+        for (key, accounts) in
+            [("policy.allowed_accounts", &self.allowed_accounts), ("policy.denied_accounts", &self.denied_accounts)]
+        {
             for account in accounts {
                 if !is_account_id(account) {
                     problems.push(format!("{key}: `{account}` is not a 12-digit account id"));
                 }
             }
         }
-        let duplicates: BTreeSet<_> = self
-            .allowed_accounts
-            .iter()
-            .filter(|account| self.denied_accounts.contains(account))
-            .collect();
+        let duplicates: BTreeSet<_> =
+            self.allowed_accounts.iter().filter(|account| self.denied_accounts.contains(account)).collect();
         if !duplicates.is_empty() {
             problems.push(format!(
                 "policy: accounts both allowed and denied: {}",
@@ -568,10 +547,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_in_several_sections_are_all_reported() {
-        let error = Config::from_toml(&format!(
-            "{MINIMAL}\n[workers]\nconcurency = 3\n[sessions]\ncapacty = 1\n[bogus]\nx = 1"
-        ))
-        .unwrap_err();
+        let error = Config::from_toml(&format!("{MINIMAL}\n[workers]\nconcurency = 3\n[sessions]\ncapacty = 1\n[bogus]\nx = 1"))
+            .unwrap_err();
         let text = error.problems.join("\n");
         assert!(text.contains("concurency"), "{text}");
         assert!(text.contains("capacty"), "{text}");

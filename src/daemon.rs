@@ -82,12 +82,10 @@ impl Daemon {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Daemon { config, clients, metrics, policy, listener, health } = self;
         let intake_url = config.intake.queue_url.clone().context("intake.queue_url is required")?;
-        let dead_letter_url =
-            config.intake.dead_letter_queue_url.clone().context("intake.dead_letter_queue_url is required")?;
+        let dead_letter_url = config.intake.dead_letter_queue_url.clone().context("intake.dead_letter_queue_url is required")?;
 
         let stop_listener = CancellationToken::new();
-        let listener_task =
-            tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), stop_listener.clone()));
+        let listener_task = tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), stop_listener.clone()));
         let (acknowledger, flushers) =
             Acknowledger::start(&clients, &metrics, &intake_url, &dead_letter_url, config.results.queue_url.as_deref());
         let hard_stop = CancellationToken::new();

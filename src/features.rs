@@ -12,7 +12,9 @@ pub const IAM_PRINCIPAL: &str = "iam.amazonaws.com";
 #[derive(Debug, thiserror::Error)]
 pub enum FeaturesError {
     /// AWSOrganizationsNotInUseException, OrganizationNotFoundException.
-    #[error("this account is not in an organization: create one (aws organizations create-organization --feature-set ALL) from the future management account")]
+    #[error(
+        "this account is not in an organization: create one (aws organizations create-organization --feature-set ALL) from the future management account"
+    )]
     NoOrganization,
     /// AccessDenied from Organizations, AccountNotManagementOrDelegatedAdministratorException.
     #[error("these credentials are neither the management account's nor IAM's delegated administrator's ({0})")]
@@ -21,7 +23,9 @@ pub enum FeaturesError {
     #[error("only the management account can enable these features; IAM's delegated administrator can only read them")]
     NotManagementAccount,
     /// OrganizationNotInAllFeaturesModeException, or a consolidated-billing organization.
-    #[error("the organization is in consolidated-billing mode: centralized root access needs all features enabled (aws organizations enable-all-features)")]
+    #[error(
+        "the organization is in consolidated-billing mode: centralized root access needs all features enabled (aws organizations enable-all-features)"
+    )]
     NotAllFeatures,
     /// ServiceAccessNotEnabledException.
     #[error("trusted access for iam.amazonaws.com is not enabled: run `rootwarden features enable` from the management account")]
@@ -68,9 +72,9 @@ pub struct FeatureStatus {
 impl FeatureStatus {
     /// Both features on.
     pub fn ready(&self) -> bool {
-        self.enabled_features.as_ref().is_some_and(|f| {
-            ["RootCredentialsManagement", "RootSessions"].iter().all(|wanted| f.iter().any(|x| x == wanted))
-        })
+        self.enabled_features
+            .as_ref()
+            .is_some_and(|f| ["RootCredentialsManagement", "RootSessions"].iter().all(|wanted| f.iter().any(|x| x == wanted)))
     }
 
     /// The terminal text.
@@ -78,7 +82,10 @@ impl FeatureStatus {
         let yes_no = |v: Option<bool>| v.map_or("unknown", |b| if b { "enabled" } else { "NOT enabled" });
         let mut text = format!(
             "organization              {} ({} features)\nmanagement account        {}\ntrusted access (IAM)      {}\n",
-            self.organization_id, self.feature_set, self.management_account, yes_no(self.trusted_access),
+            self.organization_id,
+            self.feature_set,
+            self.management_account,
+            yes_no(self.trusted_access),
         );
         let admins = match &self.delegated_administrators {
             None => "unknown".to_owned(),
@@ -103,7 +110,8 @@ pub async fn status(clients: &Clients) -> Result<FeatureStatus, FeaturesError> {
     let metrics = Metrics::new();
     let mut status = FeatureStatus::default();
     let organization =
-        aws::call(&metrics, "organizations", "DescribeOrganization", clients.organizations.describe_organization().send()).await?;
+        aws::call(&metrics, "organizations", "DescribeOrganization", clients.organizations.describe_organization().send())
+            .await?;
     if let Some(org) = organization.organization() {
         status.organization_id = org.id().unwrap_or_default().to_owned();
         status.management_account = org.master_account_id().unwrap_or_default().to_owned();
@@ -196,14 +204,26 @@ mod tests {
     use crate::aws::ErrorClass;
 
     fn error(code: &str) -> AwsCallError {
-        AwsCallError { service: "iam", operation: "ListOrganizationsFeatures", code: code.into(), message: String::new(), class: ErrorClass::Permanent }
+        AwsCallError {
+            service: "iam",
+            operation: "ListOrganizationsFeatures",
+            code: code.into(),
+            message: String::new(),
+            class: ErrorClass::Permanent,
+        }
     }
 
     #[test]
     fn aws_refusals_become_sentences() {
         assert!(matches!(FeaturesError::from(error("AWSOrganizationsNotInUseException")), FeaturesError::NoOrganization));
-        assert!(matches!(FeaturesError::from(error("OrganizationNotInAllFeaturesModeException")), FeaturesError::NotAllFeatures));
-        assert!(matches!(FeaturesError::from(error("ServiceAccessNotEnabledException")), FeaturesError::TrustedAccessNotEnabled));
+        assert!(matches!(
+            FeaturesError::from(error("OrganizationNotInAllFeaturesModeException")),
+            FeaturesError::NotAllFeatures
+        ));
+        assert!(matches!(
+            FeaturesError::from(error("ServiceAccessNotEnabledException")),
+            FeaturesError::TrustedAccessNotEnabled
+        ));
         let text = FeaturesError::from(error("AccountNotManagementOrDelegatedAdministratorException")).to_string();
         assert!(text.contains("neither the management account"), "{text}");
         assert!(matches!(FeaturesError::from(error("Throttling")), FeaturesError::Aws(_)));

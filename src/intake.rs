@@ -32,17 +32,14 @@ impl Received {
     pub fn from_sdk(message: Message) -> Option<Self> {
         let system = message.attributes.unwrap_or_default();
         let number = |name: &MessageSystemAttributeName| system.get(name).and_then(|v| v.parse::<u64>().ok());
-        let sent_at = number(&MessageSystemAttributeName::SentTimestamp)
-            .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+        let sent_at =
+            number(&MessageSystemAttributeName::SentTimestamp).map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
         Some(Self {
             message_id: message.message_id?,
             receipt_handle: message.receipt_handle?,
             body: message.body.unwrap_or_default(),
             receive_count: number(&MessageSystemAttributeName::ApproximateReceiveCount).unwrap_or(1) as u32,
-            provenance: Provenance {
-                sender_id: system.get(&MessageSystemAttributeName::SenderId).cloned(),
-                sent_at,
-            },
+            provenance: Provenance { sender_id: system.get(&MessageSystemAttributeName::SenderId).cloned(), sent_at },
             attributes: message.message_attributes.unwrap_or_default(),
         })
     }

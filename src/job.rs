@@ -111,12 +111,8 @@ pub enum CredentialKind {
 
 impl CredentialKind {
     /// All kinds: the default of a delete job.
-    pub const ALL: [CredentialKind; 4] = [
-        CredentialKind::Password,
-        CredentialKind::AccessKeys,
-        CredentialKind::SigningCertificates,
-        CredentialKind::MfaDevices,
-    ];
+    pub const ALL: [CredentialKind; 4] =
+        [CredentialKind::Password, CredentialKind::AccessKeys, CredentialKind::SigningCertificates, CredentialKind::MfaDevices];
 
     /// The name used in jobs, findings and metric labels.
     pub fn as_str(self) -> &'static str {
@@ -132,9 +128,10 @@ impl CredentialKind {
 impl FromStr for CredentialKind {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        CredentialKind::ALL.into_iter().find(|kind| kind.as_str() == text).ok_or_else(|| {
-            format!("`{text}` is not one of password, access_keys, signing_certificates, mfa_devices")
-        })
+        CredentialKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| format!("`{text}` is not one of password, access_keys, signing_certificates, mfa_devices"))
     }
 }
 
@@ -239,9 +236,7 @@ impl JobHeader {
         let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body) else {
             return Self::default();
         };
-        let text = |key: &str| {
-            map.get(key).and_then(|v| v.as_str()).map(|s| s.chars().take(256).collect::<String>())
-        };
+        let text = |key: &str| map.get(key).and_then(|v| v.as_str()).map(|s| s.chars().take(256).collect::<String>());
         Self {
             job_id: text("job_id"),
             account_id: text("account_id"),
@@ -260,8 +255,7 @@ pub fn is_account_id(text: &str) -> bool {
 }
 
 fn is_job_id(text: &str) -> bool {
-    (1..=128).contains(&text.len())
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+    (1..=128).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
 /// `eu-west-1`, `us-gov-west-1`, `ap-southeast-3`…
@@ -288,16 +282,15 @@ pub fn queue_url_account(url: &str) -> Option<&str> {
     let _host = segments.next().filter(|h| !h.is_empty())?;
     let account = segments.next()?;
     let name = segments.next().filter(|n| !n.is_empty())?;
-    let well_formed_name = name.len() <= 80
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    let well_formed_name =
+        name.len() <= 80 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     (segments.next().is_none() && is_account_id(account) && well_formed_name).then_some(account)
 }
 
 impl Job {
     /// Parses and validates a message body, reporting every broken rule.
     pub fn parse(body: &str) -> Result<Job, JobError> {
-        let message: JobMessage =
-            serde_json::from_str(body).map_err(|e| JobError::Malformed(e.to_string()))?;
+        let message: JobMessage = serde_json::from_str(body).map_err(|e| JobError::Malformed(e.to_string()))?;
         message.validate()
     }
 }
@@ -333,12 +326,7 @@ impl JobMessage {
         };
         field_only_for("bucket", self.bucket.is_some(), Task::S3UnlockBucketPolicy, &mut problems);
         field_only_for("queue_url", self.queue_url.is_some(), Task::SqsUnlockQueuePolicy, &mut problems);
-        field_only_for(
-            "credentials",
-            self.credentials.is_some(),
-            Task::DeleteRootUserCredentials,
-            &mut problems,
-        );
+        field_only_for("credentials", self.credentials.is_some(), Task::DeleteRootUserCredentials, &mut problems);
         let target = task.and_then(|task| self.target(task, &mut problems));
         match (task, target) {
             (Some(task), Some(target)) if problems.is_empty() => Ok(Job {
@@ -390,9 +378,7 @@ impl JobMessage {
                         None
                     }
                     Some(owner) if owner != self.account_id => {
-                        problems.push(format!(
-                            "queue_url: the queue belongs to account {owner}, not to account_id"
-                        ));
+                        problems.push(format!("queue_url: the queue belongs to account {owner}, not to account_id"));
                         None
                     }
                     Some(_) => Some(Target::Queue(url.clone())),
@@ -427,10 +413,8 @@ mod tests {
     fn delete_defaults_to_every_credential_kind() {
         let job = Job::parse(&body(r#","task":"IAMDeleteRootUserCredentials""#)).unwrap();
         assert_eq!(job.target, Target::Credentials(CredentialKind::ALL.to_vec()));
-        let job = Job::parse(&body(
-            r#","task":"IAMDeleteRootUserCredentials","credentials":["access_keys","access_keys"]"#,
-        ))
-        .unwrap();
+        let job =
+            Job::parse(&body(r#","task":"IAMDeleteRootUserCredentials","credentials":["access_keys","access_keys"]"#)).unwrap();
         assert_eq!(job.target, Target::Credentials(vec![CredentialKind::AccessKeys]));
     }
 
@@ -450,7 +434,9 @@ mod tests {
         )
         .unwrap_err();
         let text = error.to_string();
-        for expected in ["version: must be 1", "job_id:", "account_id:", "region:", "bucket: allowed only for S3UnlockBucketPolicy"] {
+        for expected in
+            ["version: must be 1", "job_id:", "account_id:", "region:", "bucket: allowed only for S3UnlockBucketPolicy"]
+        {
             assert!(text.contains(expected), "{expected:?} not in {text}");
         }
     }
@@ -474,10 +460,7 @@ mod tests {
 
     #[test]
     fn policy_arn_comes_from_the_task() {
-        assert_eq!(
-            Task::SqsUnlockQueuePolicy.policy_arn(),
-            "arn:aws:iam::aws:policy/root-task/SQSUnlockQueuePolicy"
-        );
+        assert_eq!(Task::SqsUnlockQueuePolicy.policy_arn(), "arn:aws:iam::aws:policy/root-task/SQSUnlockQueuePolicy");
         assert_eq!(Task::CreateRootUserPassword.feature(), OrganizationFeature::RootCredentialsManagement);
     }
 

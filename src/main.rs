@@ -190,12 +190,10 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Features { action } => {
-            match load_for_client(&path, explicit, &env) {
-                Ok(config) => runtime().block_on(features(config, action)),
-                Err(code) => code,
-            }
-        }
+        Command::Features { action } => match load_for_client(&path, explicit, &env) {
+            Ok(config) => runtime().block_on(features(config, action)),
+            Err(code) => code,
+        },
         Command::Run => {
             let config = match load(&path, explicit, &env) {
                 Ok(config) => config,
@@ -347,10 +345,13 @@ const EXIT_INCOMPLETE: u8 = 75;
 
 async fn sweep(config: Config, args: SweepArgs) -> ExitCode {
     use rootwarden::sweep::{self, SweepOptions};
-    let (Some(intake_url), Some(results_url)) =
-        (args.intake_url.clone().or(config.intake.queue_url.clone()), args.results_url.clone().or(config.results.queue_url.clone()))
-    else {
-        eprintln!("rootwarden: a sweep needs the intake and results queues: set intake.queue_url and results.queue_url (or --intake-url, --results-url)");
+    let (Some(intake_url), Some(results_url)) = (
+        args.intake_url.clone().or(config.intake.queue_url.clone()),
+        args.results_url.clone().or(config.results.queue_url.clone()),
+    ) else {
+        eprintln!(
+            "rootwarden: a sweep needs the intake and results queues: set intake.queue_url and results.queue_url (or --intake-url, --results-url)"
+        );
         return ExitCode::from(EXIT_CONFIG as u8);
     };
     let task = match args.task.parse() {

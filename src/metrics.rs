@@ -2,8 +2,8 @@
 //! rely on (names are a contract, see DESIGN.md), and the text exposition.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Buckets for job and AssumeRoot latency: from a cache hit on a fast network to a slow,
@@ -104,14 +104,8 @@ impl Metrics {
                 &["task", "result"],
             ),
             assume_root_duration,
-            session_cache_hits: counter(
-                "rootwarden_session_cache_hits_total",
-                "Jobs served by a cached root session.",
-            ),
-            session_cache_misses: counter(
-                "rootwarden_session_cache_misses_total",
-                "Jobs that needed a new root session.",
-            ),
+            session_cache_hits: counter("rootwarden_session_cache_hits_total", "Jobs served by a cached root session."),
+            session_cache_misses: counter("rootwarden_session_cache_misses_total", "Jobs that needed a new root session."),
             session_cache_entries: gauge("rootwarden_session_cache_entries", "Root sessions held in the cache."),
             aws_errors: counter_vec(
                 "rootwarden_aws_errors_total",
@@ -128,10 +122,7 @@ impl Metrics {
                 "rootwarden_visibility_extensions_total",
                 "Visibility heartbeats sent for running jobs.",
             ),
-            delete_failures: counter(
-                "rootwarden_delete_failures_total",
-                "DeleteMessageBatch entries SQS reported as failed.",
-            ),
+            delete_failures: counter("rootwarden_delete_failures_total", "DeleteMessageBatch entries SQS reported as failed."),
             queue_messages: gauge_vec(
                 "rootwarden_queue_messages",
                 "Approximate queue depth by queue and state.",

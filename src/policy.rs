@@ -84,10 +84,7 @@ pub fn check_static(policy: &PolicyConfig, job: &Job, provenance: &Provenance, n
         Some(sent_at) => {
             let age = now.duration_since(sent_at).unwrap_or(Duration::ZERO);
             if age > policy.max_job_age {
-                return fail(
-                    "policy.freshness",
-                    format!("the message is {}s old, older than policy.max_job_age", age.as_secs()),
-                );
+                return fail("policy.freshness", format!("the message is {}s old, older than policy.max_job_age", age.as_secs()));
             }
         }
         None => return fail("policy.freshness", "the message has no SentTimestamp".into()),
@@ -101,9 +98,7 @@ pub fn check_static(policy: &PolicyConfig, job: &Job, provenance: &Provenance, n
     if !policy.allowed_accounts.is_empty() && !policy.allowed_accounts.contains(&job.account_id) {
         return fail("policy.account", format!("account {} is not in policy.allowed_accounts", job.account_id));
     }
-    if policy.require_ticket.iter().any(|t| t == job.task.as_str())
-        && job.ticket.as_deref().is_none_or(|t| t.trim().is_empty())
-    {
+    if policy.require_ticket.iter().any(|t| t == job.task.as_str()) && job.ticket.as_deref().is_none_or(|t| t.trim().is_empty()) {
         return fail("policy.ticket", format!("task {} needs a ticket", job.task));
     }
     Ok(())
@@ -200,13 +195,10 @@ impl Organization {
         }
         match self.membership(&job.account_id).await? {
             Membership::Active => self.check_units(&job.account_id, &policy.denied_organizational_units).await,
-            Membership::NotActive => {
-                Err(reject("policy.membership", format!("account {} is not ACTIVE", job.account_id)))
+            Membership::NotActive => Err(reject("policy.membership", format!("account {} is not ACTIVE", job.account_id))),
+            Membership::NotMember => {
+                Err(reject("policy.membership", format!("account {} is not a member of the organization", job.account_id)))
             }
-            Membership::NotMember => Err(reject(
-                "policy.membership",
-                format!("account {} is not a member of the organization", job.account_id),
-            )),
         }
     }
 
@@ -238,9 +230,7 @@ impl Organization {
         // An organization is at most five OUs deep under its root; the bound guards a cycle.
         for _ in 0..8 {
             let request = self.clients.organizations.list_parents().child_id(&child).send();
-            let output = aws::call(&self.metrics, "organizations", "ListParents", request)
-                .await
-                .map_err(organization_error)?;
+            let output = aws::call(&self.metrics, "organizations", "ListParents", request).await.map_err(organization_error)?;
             let Some(parent) = output.parents().first().and_then(|p| p.id()) else { break };
             units.push(parent.to_owned());
             if parent.starts_with("r-") {
@@ -257,9 +247,8 @@ impl Organization {
         self.features
             .get_or_refresh(|| async {
                 let request = self.clients.iam.list_organizations_features().send();
-                let output = aws::call(&self.metrics, "iam", "ListOrganizationsFeatures", request)
-                    .await
-                    .map_err(organization_error)?;
+                let output =
+                    aws::call(&self.metrics, "iam", "ListOrganizationsFeatures", request).await.map_err(organization_error)?;
                 Ok(output.enabled_features().iter().map(|f| f.as_str().to_owned()).collect())
             })
             .await
@@ -399,10 +388,7 @@ mod tests {
     fn job(task: &str, account: &str, ticket: Option<&str>) -> Job {
         let ticket = ticket.map(|t| format!(r#","ticket":"{t}""#)).unwrap_or_default();
         let extra = if task == "S3UnlockBucketPolicy" { r#","bucket":"locked-bucket""# } else { "" };
-        Job::parse(&format!(
-            r#"{{"version":1,"job_id":"j-1","account_id":"{account}","task":"{task}"{extra}{ticket}}}"#
-        ))
-        .unwrap()
+        Job::parse(&format!(r#"{{"version":1,"job_id":"j-1","account_id":"{account}","task":"{task}"{extra}{ticket}}}"#)).unwrap()
     }
 
     fn fresh() -> Provenance {

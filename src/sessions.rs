@@ -257,9 +257,7 @@ impl SessionCache {
         let expiration = SystemTime::try_from(sts_credentials.expiration).ok();
         // Trust the shorter of AWS's expiry and what was asked for: a clock skew between this
         // host and AWS must not make the cache hand out a session AWS already considers dead.
-        let aws_left = expiration
-            .and_then(|at| at.duration_since(SystemTime::now()).ok())
-            .unwrap_or(self.settings.duration);
+        let aws_left = expiration.and_then(|at| at.duration_since(SystemTime::now()).ok()).unwrap_or(self.settings.duration);
         let lifetime = aws_left.min(self.settings.duration);
         let credentials = Credentials::new(
             sts_credentials.access_key_id.clone(),

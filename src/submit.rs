@@ -72,7 +72,8 @@ pub async fn submit(clients: &Clients, queue_url: &str, job: &NewJob) -> Result<
     let body = job.body()?;
     let mut request = clients.sqs.send_message().queue_url(queue_url).message_body(body);
     if let Some(traceparent) = &job.traceparent {
-        let value = MessageAttributeValue::builder().data_type("String").string_value(traceparent).build().expect("data type set");
+        let value =
+            MessageAttributeValue::builder().data_type("String").string_value(traceparent).build().expect("data type set");
         request = request.message_attributes("traceparent", value);
     }
     let output = aws::call(&Metrics::new(), "sqs", "SendMessage", request.send()).await?;

@@ -37,9 +37,8 @@ pub fn init(config: &TelemetryConfig, env: &HashMap<String, String>) -> anyhow::
     let otel_layer = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("rootwarden"))
         .with_filter(EnvFilter::new("rootwarden=info"));
-    let log_filter = || {
-        EnvFilter::try_new(env.get("RUST_LOG").map_or("info", String::as_str)).unwrap_or_else(|_| EnvFilter::new("info"))
-    };
+    let log_filter =
+        || EnvFilter::try_new(env.get("RUST_LOG").map_or("info", String::as_str)).unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(otel_layer);
     match config.log_format {
         LogFormat::Json => registry
@@ -66,9 +65,7 @@ fn tracer_provider(config: &TelemetryConfig, env: &HashMap<String, String>) -> a
     if !env.contains_key("OTEL_SERVICE_NAME") {
         resource = resource.with_service_name("rootwarden");
     }
-    let resource = resource
-        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-        .build();
+    let resource = resource.with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))).build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     let from_env = env.get("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|e| !e.is_empty());
     if !config.otlp_endpoint.is_empty() || from_env.is_some() {

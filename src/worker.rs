@@ -187,13 +187,8 @@ async fn run_task(job: &Job, dry_run: bool, context: &WorkerContext) -> Result<(
     loop {
         let session = context.sessions.session(&job.account_id, job.task).await.map_err(JobFailure::Session)?;
         tracing::Span::current().record("rootwarden.root_session.access_key_id", session.access_key_id.as_str());
-        let task_context = TaskContext {
-            clients: &context.clients,
-            metrics: &context.metrics,
-            session: &session,
-            region,
-            dry_run,
-        };
+        let task_context =
+            TaskContext { clients: &context.clients, metrics: &context.metrics, session: &session, region, dry_run };
         match tasks::perform(job, task_context).await {
             Ok(report) => return Ok((report, session.access_key_id.clone())),
             Err(error) if error.class == ErrorClass::ExpiredToken && !retried => {
@@ -212,9 +207,7 @@ fn classify(failure: JobFailure, last_attempt: bool) -> Result<Ending, (String, 
     let (class, code, reason, access_key_id) = match failure {
         JobFailure::Rejected(rejection) => return Ok(Ending::rejected(rejection.code, rejection.reason)),
         JobFailure::Session(error) => (error.class(), error.code().to_owned(), error.to_string(), None),
-        JobFailure::Task { error, access_key_id } => {
-            (error.class, error.code.clone(), error.to_string(), Some(access_key_id))
-        }
+        JobFailure::Task { error, access_key_id } => (error.class, error.code.clone(), error.to_string(), Some(access_key_id)),
         JobFailure::Unavailable(error) => (ErrorClass::Transient, error.code.clone(), error.to_string(), None),
         JobFailure::TimedOut => {
             (ErrorClass::Transient, "JobTimeout".into(), "the job did not finish within workers.job_timeout".into(), None)

@@ -88,7 +88,14 @@ async fn transient_faults_back_off_and_succeed_on_a_later_attempt() {
     assert_eq!(result["attempt"], 3, "one retry per injected fault");
     assert!(queues.dead_letters(0, WAIT).await.is_empty());
     let text = daemon.metrics.render();
-    assert_eq!(metric_value(&text, "rootwarden_aws_errors_total{code=\"ServiceUnavailable\",operation=\"GetBucketPolicy\",service=\"s3\"}"), 1.0, "{text}");
+    assert_eq!(
+        metric_value(
+            &text,
+            "rootwarden_aws_errors_total{code=\"ServiceUnavailable\",operation=\"GetBucketPolicy\",service=\"s3\"}"
+        ),
+        1.0,
+        "{text}"
+    );
     daemon.stop().await;
 }
 

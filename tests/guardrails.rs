@@ -53,7 +53,8 @@ async fn every_check_rejects_before_any_root_session_is_requested() {
     trusted.send(&audit("denied", &accounts[3])).await;
     trusted.send(&audit("management", MANAGEMENT_ACCOUNT)).await;
     trusted.send(&audit("non-member", "999999999999")).await;
-    let no_ticket = json!({"version": 1, "job_id": "ticket", "account_id": bucket_account, "task": "S3UnlockBucketPolicy", "bucket": bucket});
+    let no_ticket =
+        json!({"version": 1, "job_id": "ticket", "account_id": bucket_account, "task": "S3UnlockBucketPolicy", "bucket": bucket});
     trusted.send(&no_ticket.to_string()).await;
 
     let results = trusted.results(7, WAIT).await;
@@ -126,9 +127,20 @@ async fn assume_root_keeps_to_the_configured_rate_under_a_burst_of_500_jobs() {
         .collect();
     for chunk in bodies.chunks(10) {
         let entries = chunk.iter().enumerate().map(|(i, body)| {
-            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build().unwrap()
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(body)
+                .build()
+                .unwrap()
         });
-        queues.sqs.send_message_batch().queue_url(seed.queue("intake")).set_entries(Some(entries.collect())).send().await.unwrap();
+        queues
+            .sqs
+            .send_message_batch()
+            .queue_url(seed.queue("intake"))
+            .set_entries(Some(entries.collect()))
+            .send()
+            .await
+            .unwrap();
     }
     let mut config = config(&local, &seed);
     config.policy.assume_root_rate = RATE;
@@ -136,8 +148,7 @@ async fn assume_root_keeps_to_the_configured_rate_under_a_burst_of_500_jobs() {
 
     let results = queues.results(JOBS, WAIT).await;
     assert!(results.iter().all(|r| r["outcome"] == "succeeded" || r["outcome"] == "no_change"), "{results:?}");
-    let mut times: Vec<SystemTime> =
-        local.assume_root_calls().iter().map(|c| parse_time(c["time"].as_str().unwrap())).collect();
+    let mut times: Vec<SystemTime> = local.assume_root_calls().iter().map(|c| parse_time(c["time"].as_str().unwrap())).collect();
     times.sort();
     assert_eq!(times.len(), JOBS);
     let span = times[JOBS - 1].duration_since(times[0]).unwrap().as_secs_f64();

@@ -60,10 +60,7 @@ impl Prometheus {
             }
             prometheus.stop();
         }
-        panic!(
-            "Prometheus did not start:\n{}",
-            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
-        );
+        panic!("Prometheus did not start:\n{}", std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default());
     }
 
     /// Waits for `/-/ready`; false if the process exited first (its port was taken) or took too long.
@@ -142,12 +139,7 @@ fn panel_queries() -> Vec<Panel> {
     let text = |q: &Value, key: &str| q[key].as_str().map_or_else(|| q[key].to_string(), str::to_owned);
     queries
         .iter()
-        .map(|q| Panel {
-            row: text(q, "row"),
-            title: text(q, "title"),
-            ref_id: text(q, "ref_id"),
-            expr: text(q, "expr"),
-        })
+        .map(|q| Panel { row: text(q, "row"), title: text(q, "title"), ref_id: text(q, "ref_id"), expr: text(q, "expr") })
         .collect()
 }
 
@@ -170,9 +162,7 @@ fn exported_series_names(exposition: &str) -> (BTreeSet<String>, BTreeSet<String
     let mut names = BTreeSet::new();
     for line in exposition.lines() {
         let mut words = line.split_whitespace();
-        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
-            (words.next(), words.next(), words.next(), words.next())
-        {
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) = (words.next(), words.next(), words.next(), words.next()) {
             families.insert(name.to_owned());
             names.insert(name.to_owned());
             if kind == "histogram" || kind == "summary" {
@@ -272,9 +262,8 @@ async fn every_dashboard_panel_has_data_from_a_live_daemon() {
     }
 
     // The daemon's exposition, as Prometheus scrapes it.
-    let exposition = blocking(|| {
-        ureq::get(format!("http://{}/metrics", daemon.addr)).call().unwrap().body_mut().read_to_string().unwrap()
-    });
+    let exposition =
+        blocking(|| ureq::get(format!("http://{}/metrics", daemon.addr)).call().unwrap().body_mut().read_to_string().unwrap());
     let (families, series_names) = exported_series_names(&exposition);
     let missing_families: Vec<String> = contract_families().into_iter().filter(|f| !families.contains(f)).collect();
     assert!(
@@ -309,13 +298,7 @@ async fn every_dashboard_panel_has_data_from_a_live_daemon() {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    assert!(
-        empty.is_empty(),
-        "{} of {} panel queries returned no data:\n{}",
-        empty.len(),
-        panels.len(),
-        empty.join("\n")
-    );
+    assert!(empty.is_empty(), "{} of {} panel queries returned no data:\n{}", empty.len(), panels.len(), empty.join("\n"));
 
     // Every outcome was counted, and seen by Prometheus, under its own label.
     for outcome in ["succeeded", "no_change", "dry_run", "rejected", "failed"] {
@@ -324,8 +307,7 @@ async fn every_dashboard_panel_has_data_from_a_live_daemon() {
         let expected = outcomes.iter().filter(|o| *o == outcome).count() as f64;
         assert_eq!(count, expected, "{expr}");
     }
-    let denied =
-        blocking(|| prometheus.value("sum(rootwarden_aws_errors_total{service=\"s3\",code=\"AccessDenied\"})"));
+    let denied = blocking(|| prometheus.value("sum(rootwarden_aws_errors_total{service=\"s3\",code=\"AccessDenied\"})"));
     assert!(denied >= 1.0, "the AccessDenied of the foreign bucket is counted");
 
     drop(prometheus);

@@ -147,7 +147,11 @@ impl TeeProxy {
 fn upstream_traceparent() -> (String, Vec<u8>, Vec<u8>) {
     let trace_id: u128 = rand::random::<u128>() | 1;
     let span_id: u64 = rand::random::<u64>() | 1;
-    (format!("00-{trace_id:032x}-{span_id:016x}-01"), trace_id.to_be_bytes().to_vec(), span_id.to_be_bytes().to_vec())
+    (
+        format!("00-{trace_id:032x}-{span_id:016x}-01"),
+        trace_id.to_be_bytes().to_vec(),
+        span_id.to_be_bytes().to_vec(),
+    )
 }
 
 fn text(value: &Option<AnyValue>) -> String {
@@ -242,12 +246,7 @@ async fn one_job_is_exported_as_its_span_tree_under_the_upstream_trace() {
     assert!(!with_resources.is_empty(), "no span was exported\n{log}");
     for (resource, span) in &with_resources {
         let resource = attributes(resource);
-        assert_eq!(
-            resource.get("service.name").map(String::as_str),
-            Some("rootwarden-test"),
-            "{} {resource:?}",
-            span.name
-        );
+        assert_eq!(resource.get("service.name").map(String::as_str), Some("rootwarden-test"), "{} {resource:?}", span.name);
     }
     let spans: Vec<Span> = with_resources.into_iter().map(|(_, s)| s).collect();
     let trace: Vec<Span> = spans.iter().filter(|s| s.trace_id == trace_id).cloned().collect();
@@ -270,11 +269,7 @@ async fn one_job_is_exported_as_its_span_tree_under_the_upstream_trace() {
         ("rootwarden.root_session.access_key_id", result["root_session_access_key_id"].as_str().unwrap()),
     ];
     for (key, value) in expected {
-        assert_eq!(
-            job_attributes.get(key).map(String::as_str),
-            Some(value),
-            "job span attribute {key}: {job_attributes:?}"
-        );
+        assert_eq!(job_attributes.get(key).map(String::as_str), Some(value), "job span attribute {key}: {job_attributes:?}");
     }
     assert!(job_attributes["rootwarden.root_session.access_key_id"].starts_with("ASIA"));
 

@@ -144,7 +144,11 @@ fn an_invalid_configuration_lists_every_problem_and_exits_78() {
         assert!(stderr.contains(expected), "{expected:?} missing from:\n{stderr}");
     }
 
-    std::fs::write(&path, "[intake]\nqueue_url = \"https://q/111122223333/in\"\ndead_letter_queue_url = \"https://q/111122223333/dlq\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[intake]\nqueue_url = \"https://q/111122223333/in\"\ndead_letter_queue_url = \"https://q/111122223333/dlq\"\n",
+    )
+    .unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_rootwarden"))
         .args(["--config", path.to_str().unwrap(), "check-config"])
         .output()
@@ -183,7 +187,11 @@ async fn submit_needs_only_the_client_keys_and_refuses_an_invalid_job() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("client.toml");
     // A producer's file: no dead-letter queue, which only the daemon needs.
-    std::fs::write(&path, format!("[aws]\nendpoint_url = \"{}\"\n[intake]\nqueue_url = \"{}\"\n", local.endpoint, seed.queue("intake"))).unwrap();
+    std::fs::write(
+        &path,
+        format!("[aws]\nendpoint_url = \"{}\"\n[intake]\nqueue_url = \"{}\"\n", local.endpoint, seed.queue("intake")),
+    )
+    .unwrap();
     let submit = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_rootwarden"))
             .args(["--config", path.to_str().unwrap(), "submit"])
@@ -194,7 +202,16 @@ async fn submit_needs_only_the_client_keys_and_refuses_an_invalid_job() {
             .unwrap()
     };
     let account = seed.accounts()[0].clone();
-    let posted = submit(&["--task", "IAMDeleteRootUserCredentials", "--account", &account, "--credentials", "access_keys,mfa_devices", "--ticket", "CHG-9"]);
+    let posted = submit(&[
+        "--task",
+        "IAMDeleteRootUserCredentials",
+        "--account",
+        &account,
+        "--credentials",
+        "access_keys,mfa_devices",
+        "--ticket",
+        "CHG-9",
+    ]);
     assert!(posted.status.success(), "{}", String::from_utf8_lossy(&posted.stderr));
     assert!(!String::from_utf8_lossy(&posted.stdout).trim().is_empty(), "prints the message id");
     assert_eq!(Queues::new(&local, &seed).await.intake_depth().await, (1, 0));

@@ -90,7 +90,10 @@ async fn an_expired_token_evicts_the_session_and_the_job_retries_once_with_a_new
     assert_eq!(second["attempt"], 1, "the retry happens inside the job");
     assert_ne!(second["root_session_access_key_id"], first["root_session_access_key_id"]);
     assert_eq!(local.assume_root_calls().len(), 2);
-    assert_eq!(daemon.metric("rootwarden_aws_errors_total{code=\"ExpiredToken\",operation=\"GetAccountSummary\",service=\"iam\"}"), 1.0);
+    assert_eq!(
+        daemon.metric("rootwarden_aws_errors_total{code=\"ExpiredToken\",operation=\"GetAccountSummary\",service=\"iam\"}"),
+        1.0
+    );
     daemon.stop().await;
 }
 

@@ -47,7 +47,10 @@ fn options(seed: &Seed, task: Task, report: PathBuf) -> SweepOptions {
 fn csv_rows(path: &std::path::Path) -> Vec<BTreeMap<String, String>> {
     let mut reader = csv::Reader::from_path(path).unwrap();
     let headers = reader.headers().unwrap().clone();
-    reader.records().map(|r| headers.iter().map(String::from).zip(r.unwrap().iter().map(String::from)).collect()).collect()
+    reader
+        .records()
+        .map(|r| headers.iter().map(String::from).zip(r.unwrap().iter().map(String::from)).collect())
+        .collect()
 }
 
 fn ids(list: &Value, key: &str) -> String {
@@ -62,11 +65,19 @@ async fn an_audit_sweep_reports_every_account_as_the_environment_holds_it() {
     let daemon = RunningDaemon::start(config(&local, &seed)).await;
     let clients = clients(&local).await;
     // Another consumer's message on the shared results queue: the sweep must leave it there.
-    clients.sqs.send_message().queue_url(seed.queue("results")).message_body("a result for another consumer").send().await.unwrap();
-    let dir = report_dir("audit");
-    let outcome = sweep::run(&clients, options(&seed, Task::AuditRootUserCredentials, dir.join("audit.csv")), CancellationToken::new())
+    clients
+        .sqs
+        .send_message()
+        .queue_url(seed.queue("results"))
+        .message_body("a result for another consumer")
+        .send()
         .await
         .unwrap();
+    let dir = report_dir("audit");
+    let outcome =
+        sweep::run(&clients, options(&seed, Task::AuditRootUserCredentials, dir.join("audit.csv")), CancellationToken::new())
+            .await
+            .unwrap();
     assert!(outcome.complete, "{:?}", outcome.stopped);
     assert_eq!((outcome.summary.targets, outcome.summary.succeeded, outcome.summary.failed), (ACCOUNTS, ACCOUNTS, 0));
     assert_eq!(outcome.summary.skipped, 1, "only the management account is left out");
@@ -156,7 +167,8 @@ async fn a_delete_sweep_with_exclusions_changes_exactly_the_chosen_credentials_o
     let nested = create_ou(sandbox.clone(), "sandbox-nested").await;
     let in_ou: Vec<String> = accounts.iter().step_by(7).skip(3).take(3).cloned().collect();
     for (account, parent) in in_ou.iter().zip([&sandbox, &nested, &nested]) {
-        let request = clients.organizations.move_account().account_id(account).source_parent_id(&root).destination_parent_id(parent);
+        let request =
+            clients.organizations.move_account().account_id(account).source_parent_id(&root).destination_parent_id(parent);
         request.send().await.unwrap();
     }
     let before: BTreeMap<String, Value> = accounts.iter().map(|a| (a.clone(), local.root_state(a))).collect();
@@ -196,7 +208,8 @@ async fn a_delete_sweep_with_exclusions_changes_exactly_the_chosen_credentials_o
         assert_eq!(after["login_profile"], was["login_profile"], "the password was not chosen: {account}");
         assert_eq!(after["mfa_devices"], was["mfa_devices"], "MFA was not chosen: {account}");
         let row = rows.iter().find(|r| &r["AccountId"] == account).unwrap();
-        let had_some = !was["access_keys"].as_array().unwrap().is_empty() || !was["signing_certificates"].as_array().unwrap().is_empty();
+        let had_some =
+            !was["access_keys"].as_array().unwrap().is_empty() || !was["signing_certificates"].as_array().unwrap().is_empty();
         assert_eq!(row["Outcome"], if had_some { "succeeded" } else { "no_change" }, "{row:?}");
         assert_eq!(row["AccessKeyIds"], ids(&was["access_keys"], "id"), "{row:?}");
     }
@@ -232,7 +245,13 @@ async fn an_interrupted_sweep_resumed_reports_every_account_once_and_audits_none
     // Defining the same sweep again is refused: its state exists.
     let mut again = options(&seed, Task::AuditRootUserCredentials, report.clone());
     again.sweep_id = Some("resume-test".into());
-    assert!(sweep::run(&clients, again.clone(), CancellationToken::new()).await.unwrap_err().to_string().contains("--resume"));
+    assert!(
+        sweep::run(&clients, again.clone(), CancellationToken::new())
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("--resume")
+    );
 
     let mut resumed = again;
     resumed.resume = true;
@@ -283,7 +302,10 @@ async fn features_status_and_enable_say_what_aws_refuses() {
     // A member account is neither the management account nor the delegated administrator.
     let member = member_clients(&local, &seed.accounts()[0]).await;
     let error = rootwarden::features::enable(&member).await.unwrap_err();
-    assert!(error.to_string().contains("neither the management account") || error.to_string().contains("only the management account"), "{error}");
+    assert!(
+        error.to_string().contains("neither the management account") || error.to_string().contains("only the management account"),
+        "{error}"
+    );
 }
 
 /// Clients acting in a member account through OrganizationAccountAccessRole.
@@ -292,7 +314,13 @@ async fn member_clients(local: &LocalAws, account: &str) -> Clients {
     let role = format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole");
     let assumed = management.sts.assume_role().role_arn(role).role_session_name("test").send().await.unwrap();
     let c = assumed.credentials().unwrap();
-    let credentials = aws_credential_types::Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_owned()), None, "member");
+    let credentials = aws_credential_types::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_owned()),
+        None,
+        "member",
+    );
     clients_with(local, credentials).await
 }
 
@@ -312,8 +340,11 @@ async fn retry_failed_posts_only_the_failed_accounts_again_as_a_new_attempt() {
     first.sweep_id = Some("retry-test".into());
     let done = sweep::run(&clients, first.clone(), CancellationToken::new()).await.unwrap();
     assert!(done.complete, "a failed job is an answer: {:?}", done.stopped);
-    let failed: BTreeSet<String> =
-        csv_rows(&done.paths.csv).into_iter().filter(|r| r["Outcome"] == "failed").map(|r| r["AccountId"].clone()).collect();
+    let failed: BTreeSet<String> = csv_rows(&done.paths.csv)
+        .into_iter()
+        .filter(|r| r["Outcome"] == "failed")
+        .map(|r| r["AccountId"].clone())
+        .collect();
     assert_eq!(failed.len(), FAILING);
 
     // --retry-failed needs a resumed sweep.

@@ -79,8 +79,14 @@ async fn audit_reports_every_root_credential_as_the_environment_holds_it() {
     assert_eq!(clean_findings["access_keys"], json!([]));
 
     // The posture gauge follows the audits.
-    assert_eq!(daemon.metric(&format!("rootwarden_root_credentials_present{{account_id=\"{account}\",credential=\"access_keys\"}}")), 1.0);
-    assert_eq!(daemon.metric(&format!("rootwarden_root_credentials_present{{account_id=\"{clean}\",credential=\"password\"}}")), 0.0);
+    assert_eq!(
+        daemon.metric(&format!("rootwarden_root_credentials_present{{account_id=\"{account}\",credential=\"access_keys\"}}")),
+        1.0
+    );
+    assert_eq!(
+        daemon.metric(&format!("rootwarden_root_credentials_present{{account_id=\"{clean}\",credential=\"password\"}}")),
+        0.0
+    );
     daemon.stop().await;
 }
 
@@ -173,7 +179,9 @@ async fn dry_runs_only_read_and_say_what_would_change() {
 
     let dry = json!({"dry_run": true});
     queues.send(&job("dry-delete", &account, "IAMDeleteRootUserCredentials", dry.clone())).await;
-    queues.send(&job("dry-unlock", &bucket_account, "S3UnlockBucketPolicy", json!({"bucket": bucket, "dry_run": true}))).await;
+    queues
+        .send(&job("dry-unlock", &bucket_account, "S3UnlockBucketPolicy", json!({"bucket": bucket, "dry_run": true})))
+        .await;
     let mut results = queues.results(2, WAIT).await;
     results.sort_by_key(|r| r["job_id"].as_str().unwrap().to_owned());
     assert_eq!(results[0]["outcome"], "dry_run", "{}", results[0]);

@@ -81,9 +81,10 @@ pub async fn select(clients: &Clients, metrics: &Metrics, selection: &Selection)
     if !problems.is_empty() {
         return Err(SweepError::Invalid(problems));
     }
-    let organization = aws::call(metrics, "organizations", "DescribeOrganization", clients.organizations.describe_organization().send())
-        .await
-        .map_err(SweepError::Organization)?;
+    let organization =
+        aws::call(metrics, "organizations", "DescribeOrganization", clients.organizations.describe_organization().send())
+            .await
+            .map_err(SweepError::Organization)?;
     let management = organization.organization().and_then(|o| o.master_account_id()).unwrap_or_default().to_owned();
 
     let mut members: BTreeMap<String, (String, String)> = BTreeMap::new();
@@ -100,8 +101,12 @@ pub async fn select(clients: &Clients, metrics: &Metrics, selection: &Selection)
         }
     }
 
-    let unknown: Vec<String> =
-        selection.include.iter().filter(|id| !members.contains_key(*id)).map(|id| format!("--include {id}: not a member of the organization")).collect();
+    let unknown: Vec<String> = selection
+        .include
+        .iter()
+        .filter(|id| !members.contains_key(*id))
+        .map(|id| format!("--include {id}: not a member of the organization"))
+        .collect();
     if !unknown.is_empty() {
         return Err(SweepError::Invalid(unknown));
     }
@@ -148,7 +153,8 @@ pub async fn accounts_under(clients: &Clients, parent: &str) -> Result<Vec<Strin
         for parent in level {
             let mut pages = org.list_accounts_for_parent().parent_id(&parent).into_paginator().send();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| ou_error(&parent, AwsCallError::from_sdk("organizations", "ListAccountsForParent", e)))?;
+                let page =
+                    page.map_err(|e| ou_error(&parent, AwsCallError::from_sdk("organizations", "ListAccountsForParent", e)))?;
                 accounts.extend(page.accounts().iter().filter_map(|a| a.id().map(str::to_owned)));
             }
             let mut pages = org

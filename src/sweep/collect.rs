@@ -299,12 +299,21 @@ async fn delete(clients: &Clients, shared: &Shared, options: &SweepOptions, hand
     let entries = handles
         .into_iter()
         .enumerate()
-        .map(|(i, handle)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build().expect("id and handle set"))
+        .map(|(i, handle)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(handle)
+                .build()
+                .expect("id and handle set")
+        })
         .collect();
     let request = clients.sqs.delete_message_batch().queue_url(&options.results_url).set_entries(Some(entries)).send();
     match aws::call(&shared.metrics, "sqs", "DeleteMessageBatch", request).await {
         Ok(output) if output.failed().is_empty() => {}
-        Ok(output) => tracing::warn!(failed = output.failed().len(), "Some results could not be deleted; they will come back as duplicates."),
+        Ok(output) => tracing::warn!(
+            failed = output.failed().len(),
+            "Some results could not be deleted; they will come back as duplicates."
+        ),
         Err(error) => tracing::warn!(%error, "Results could not be deleted; they will come back as duplicates."),
     }
 }
@@ -323,7 +332,12 @@ async fn release(clients: &Clients, shared: &Shared, options: &SweepOptions, han
                 .expect("id and handle set")
         })
         .collect();
-    let request = clients.sqs.change_message_visibility_batch().queue_url(&options.results_url).set_entries(Some(entries)).send();
+    let request = clients
+        .sqs
+        .change_message_visibility_batch()
+        .queue_url(&options.results_url)
+        .set_entries(Some(entries))
+        .send();
     if let Err(error) = aws::call(&shared.metrics, "sqs", "ChangeMessageVisibilityBatch", request).await {
         tracing::warn!(%error, "Other results could not be released; they return after their visibility timeout.");
     }

@@ -104,7 +104,10 @@ pub struct SweepOptions {
 
 impl std::fmt::Debug for SweepOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SweepOptions").field("task", &self.task).field("sweep_id", &self.sweep_id).finish_non_exhaustive()
+        f.debug_struct("SweepOptions")
+            .field("task", &self.task)
+            .field("sweep_id", &self.sweep_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,10 +137,7 @@ impl SweepOptions {
 
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if !matches!(
-            self.task,
-            Task::AuditRootUserCredentials | Task::DeleteRootUserCredentials | Task::CreateRootUserPassword
-        ) {
+        if !matches!(self.task, Task::AuditRootUserCredentials | Task::DeleteRootUserCredentials | Task::CreateRootUserPassword) {
             problems.push(format!("--task {}: sweeps run the three IAM tasks (a bucket or queue is per account)", self.task));
         }
         if self.credentials.is_some() && self.task != Task::DeleteRootUserCredentials {

@@ -71,7 +71,13 @@ async fn send(
         let job_id = job_id(sweep_id, account, attempt);
         let job = NewJob { job_id: Some(job_id), account_id: account.clone(), ..template.clone() };
         let body = job.body().map_err(|e| SweepError::Invalid(vec![format!("account {account}: {e}")]))?;
-        entries.push(SendMessageBatchRequestEntry::builder().id(index.to_string()).message_body(body).build().expect("id and body set"));
+        entries.push(
+            SendMessageBatchRequestEntry::builder()
+                .id(index.to_string())
+                .message_body(body)
+                .build()
+                .expect("id and body set"),
+        );
     }
     let now = crate::outcome::rfc3339(std::time::SystemTime::now());
     // Marked before the send: a crash in between leaves a job shown as missing, which a resume
@@ -97,5 +103,7 @@ async fn send(
             state.posted.remove(account);
         }
     })?;
-    Err(SweepError::Invalid(failed.iter().map(|(account, code)| format!("the job for {account} was not posted: {code}")).collect()))
+    Err(SweepError::Invalid(
+        failed.iter().map(|(account, code)| format!("the job for {account} was not posted: {code}")).collect(),
+    ))
 }

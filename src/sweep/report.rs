@@ -169,7 +169,8 @@ fn write_csv(state: &SweepState, path: &Path) -> Result<(), SweepError> {
     }
     for account in &state.targets {
         let result = state.results.get(&account.id);
-        let row = if audit { audit_row(&account.id, &account.name, result) } else { change_row(&account.id, &account.name, result) };
+        let row =
+            if audit { audit_row(&account.id, &account.name, result) } else { change_row(&account.id, &account.name, result) };
         writer.write_record(row).map_err(error)?;
     }
     writer.flush().map_err(|e| SweepError::Report(path.to_owned(), e.to_string()))
@@ -184,9 +185,8 @@ fn outcome_of(result: Option<&JobResult>) -> (String, String) {
 
 /// The values of `key` in each object of `list`, joined with `;`.
 fn joined(list: &Value, key: &str) -> String {
-    list.as_array().map_or(String::new(), |items| {
-        items.iter().filter_map(|item| item[key].as_str()).collect::<Vec<_>>().join(";")
-    })
+    list.as_array()
+        .map_or(String::new(), |items| items.iter().filter_map(|item| item[key].as_str()).collect::<Vec<_>>().join(";"))
 }
 
 fn summary_flag(findings: &Value, key: &str) -> String {
@@ -241,9 +241,11 @@ fn change_row(id: &str, name: &str, result: Option<&JobResult>) -> Vec<String> {
     let findings = result.map_or(&Value::Null, |r| &r.findings);
     // Delete findings are under `deleted` (or `would_delete` in a dry run).
     let changed = if findings["deleted"].is_object() { &findings["deleted"] } else { &findings["would_delete"] };
-    let list = |key: &str| changed[key].as_array().map_or(String::new(), |items| {
-        items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(";")
-    });
+    let list = |key: &str| {
+        changed[key]
+            .as_array()
+            .map_or(String::new(), |items| items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(";"))
+    };
     vec![
         id.to_owned(),
         name.to_owned(),

@@ -224,11 +224,13 @@ mod tests {
         assert_eq!(retry, "sweep-a-1-111122223333-r2");
         assert_eq!(account_of("a-1", &retry), Some(("111122223333", 2)));
         assert_eq!(account_of("a-1", "sweep-a-1-111122223333-rx"), None);
-        assert!(crate::job::Job::parse(&format!(
-            r#"{{"version":1,"job_id":"{}","account_id":"111122223333","task":"IAMAuditRootUserCredentials"}}"#,
-            job_id(&"x".repeat(64), "111122223333", u32::MAX)
-        ))
-        .is_ok());
+        assert!(
+            crate::job::Job::parse(&format!(
+                r#"{{"version":1,"job_id":"{}","account_id":"111122223333","task":"IAMAuditRootUserCredentials"}}"#,
+                job_id(&"x".repeat(64), "111122223333", u32::MAX)
+            ))
+            .is_ok()
+        );
     }
 
     #[test]

@@ -56,13 +56,8 @@ pub async fn run(account_id: &str, context: TaskContext<'_>) -> Result<TaskRepor
         let mut access_keys = Vec::new();
         for key in keys.access_key_metadata() {
             let id = key.access_key_id().unwrap_or_default();
-            let used = aws::call(
-                metrics,
-                "iam",
-                "GetAccessKeyLastUsed",
-                iam.get_access_key_last_used().access_key_id(id).send(),
-            )
-            .await?;
+            let used = aws::call(metrics, "iam", "GetAccessKeyLastUsed", iam.get_access_key_last_used().access_key_id(id).send())
+                .await?;
             let last_used = used.access_key_last_used();
             access_keys.push(json!({
                 "id": id,
@@ -90,8 +85,7 @@ pub async fn run(account_id: &str, context: TaskContext<'_>) -> Result<TaskRepor
         if !may_exist("AccountSigningCertificatesPresent") {
             return Ok::<_, AwsCallError>(Vec::new());
         }
-        let certificates =
-            aws::call(metrics, "iam", "ListSigningCertificates", iam.list_signing_certificates().send()).await?;
+        let certificates = aws::call(metrics, "iam", "ListSigningCertificates", iam.list_signing_certificates().send()).await?;
         Ok(certificates
             .certificates()
             .iter()

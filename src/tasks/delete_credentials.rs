@@ -49,12 +49,11 @@ async fn read(kinds: &[CredentialKind], context: &TaskContext<'_>) -> Result<Fou
     for kind in kinds {
         match kind {
             CredentialKind::Password => {
-                found.password =
-                    match aws::call(metrics, "iam", "GetLoginProfile", iam.get_login_profile().send()).await {
-                        Ok(_) => true,
-                        Err(error) if error.is(&["NoSuchEntity"]) => false,
-                        Err(error) => return Err(error),
-                    };
+                found.password = match aws::call(metrics, "iam", "GetLoginProfile", iam.get_login_profile().send()).await {
+                    Ok(_) => true,
+                    Err(error) if error.is(&["NoSuchEntity"]) => false,
+                    Err(error) => return Err(error),
+                };
             }
             CredentialKind::AccessKeys => {
                 let keys = aws::call(metrics, "iam", "ListAccessKeys", iam.list_access_keys().send()).await?;
@@ -63,10 +62,8 @@ async fn read(kinds: &[CredentialKind], context: &TaskContext<'_>) -> Result<Fou
             }
             CredentialKind::SigningCertificates => {
                 let certificates =
-                    aws::call(metrics, "iam", "ListSigningCertificates", iam.list_signing_certificates().send())
-                        .await?;
-                found.signing_certificates =
-                    certificates.certificates().iter().map(|c| c.certificate_id().to_owned()).collect();
+                    aws::call(metrics, "iam", "ListSigningCertificates", iam.list_signing_certificates().send()).await?;
+                found.signing_certificates = certificates.certificates().iter().map(|c| c.certificate_id().to_owned()).collect();
             }
             CredentialKind::MfaDevices => {
                 let devices = aws::call(metrics, "iam", "ListMFADevices", iam.list_mfa_devices().send()).await?;

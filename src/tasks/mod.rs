@@ -58,9 +58,7 @@ impl TaskReport {
 /// Runs the job's task with its root session.
 pub async fn perform(job: &Job, context: TaskContext<'_>) -> Result<TaskReport, AwsCallError> {
     match &job.target {
-        Target::RootUser if job.task == crate::job::Task::AuditRootUserCredentials => {
-            audit::run(&job.account_id, context).await
-        }
+        Target::RootUser if job.task == crate::job::Task::AuditRootUserCredentials => audit::run(&job.account_id, context).await,
         Target::RootUser => password_recovery::run(context).await,
         Target::Credentials(kinds) => delete_credentials::run(kinds, context).await,
         Target::Bucket(bucket) => s3_unlock::run(bucket, context).await,

@@ -18,8 +18,7 @@ pub async fn run(queue_url: &str, context: TaskContext<'_>) -> Result<TaskReport
         return Ok(TaskReport::change(&context, false, json!({"queue_url": queue_url, "previous_policy": null})));
     };
     if !context.dry_run {
-        let request =
-            sqs.set_queue_attributes().queue_url(queue_url).attributes(QueueAttributeName::Policy, "").send();
+        let request = sqs.set_queue_attributes().queue_url(queue_url).attributes(QueueAttributeName::Policy, "").send();
         aws::call(metrics, "sqs", "SetQueueAttributes", request).await?;
     }
     Ok(TaskReport::change(&context, true, json!({"queue_url": queue_url, "previous_policy": policy})))

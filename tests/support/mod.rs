@@ -20,8 +20,7 @@ pub const MANAGEMENT_ACCOUNT: &str = "123456789012";
 
 /// The Python that has the pinned moto (set by the test command; the repo's venv otherwise).
 fn python() -> String {
-    std::env::var("LOCALAWS_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")))
+    std::env::var("LOCALAWS_PYTHON").unwrap_or_else(|_| format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR")))
 }
 
 /// A local AWS environment on a free port, stopped (by its PID) when dropped.
@@ -295,7 +294,11 @@ impl Queues {
 
     /// Waits (long polling, bounded by `deadline`) for `count` results, deleting them.
     pub async fn results(&self, count: usize, deadline: Duration) -> Vec<Value> {
-        self.drain(&self.seed_results, count, deadline).await.into_iter().map(|(body, _)| serde_json::from_str(&body).unwrap()).collect()
+        self.drain(&self.seed_results, count, deadline)
+            .await
+            .into_iter()
+            .map(|(body, _)| serde_json::from_str(&body).unwrap())
+            .collect()
     }
 
     /// Waits for `count` dead-lettered messages: (body, rootwarden-outcome, rootwarden-reason).
@@ -304,9 +307,7 @@ impl Queues {
             .await
             .into_iter()
             .map(|(body, attributes)| {
-                let attribute = |name: &str| {
-                    attributes.get(name).and_then(|v| v.string_value()).unwrap_or_default().to_owned()
-                };
+                let attribute = |name: &str| attributes.get(name).and_then(|v| v.string_value()).unwrap_or_default().to_owned();
                 (body, attribute("rootwarden-outcome"), attribute("rootwarden-reason"))
             })
             .collect()
@@ -351,7 +352,13 @@ impl Queues {
                 .await
                 .unwrap();
             for message in output.messages.unwrap_or_default() {
-                self.sqs.delete_message().queue_url(queue_url).receipt_handle(message.receipt_handle.unwrap()).send().await.unwrap();
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(message.receipt_handle.unwrap())
+                    .send()
+                    .await
+                    .unwrap();
                 collected.push((message.body.unwrap_or_default(), message.message_attributes.unwrap_or_default()));
             }
         }
@@ -406,7 +413,9 @@ impl DaemonProcess {
         }
         let mut child = command.spawn().unwrap();
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for stream in
+            [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())]
+        {
             let lines = lines.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -442,7 +451,8 @@ impl DaemonProcess {
 
     /// Waits for exit (bounded) and returns the status.
     pub fn wait(&mut self, deadline: Duration) -> std::process::ExitStatus {
-        wait_with_deadline(&mut self.child, deadline).unwrap_or_else(|| panic!("the daemon did not exit in {deadline:?}:\n{}", self.log()))
+        wait_with_deadline(&mut self.child, deadline)
+            .unwrap_or_else(|| panic!("the daemon did not exit in {deadline:?}:\n{}", self.log()))
     }
 }
 
