@@ -112,9 +112,6 @@ def _remembering_account_of_key(original):
     return get_account_id_from
 
 
-_sending = threading.local()
-
-
 _KNOWN_NAMES = frozenset(Queue.BASE_ATTRIBUTES + Queue.FIFO_ATTRIBUTES + Queue.KMS_ATTRIBUTES)
 
 
@@ -161,6 +158,10 @@ def _visible_messages(self: Queue) -> list[Message]:
     # Message.visible is `now > visible_at`, Message.delayed is `now < delayed_until`.
     now = unix_time_millis()
     return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]  # type: ignore[attr-defined]
+
+
+# Set while SQSBackend.send_message runs on this thread.
+_sending = threading.local()
 
 
 def _marking_sends(send_message):

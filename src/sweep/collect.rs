@@ -24,6 +24,9 @@ const WAIT_SECONDS: i32 = 1;
 /// a queue full of them is not read in a tight loop (it is pacing, not synchronisation).
 const FOREIGN_PAUSE: Duration = Duration::from_millis(500);
 
+/// The most messages SQS returns to one receive.
+const RECEIVE_MAX: usize = 10;
+
 /// Receivers that join the long poll while results wait in the queue. One receive returns at
 /// most ten messages, and a receive, the state save and the delete take a round trip each, so
 /// the long poll alone would bound the sweep's pace rather than the daemon's.
@@ -110,6 +113,8 @@ struct Collecting<'a> {
     clients: &'a Clients,
     shared: &'a Shared,
     options: &'a SweepOptions,
+    /// The caller's interrupt: the collection ends `interrupted` when it fires.
+    cancel: &'a CancellationToken,
     sweep_id: String,
     received: AtomicUsize,
     last_result: Mutex<Instant>,
@@ -131,6 +136,7 @@ pub(super) async fn collect(
         clients,
         shared,
         options,
+        cancel,
         sweep_id: shared.state.lock().expect("sweep state lock").definition.sweep_id.clone(),
         received: AtomicUsize::new(0),
         last_result: Mutex::new(Instant::now()),
@@ -139,8 +145,8 @@ pub(super) async fn collect(
         helpers: Helpers::new(),
     };
     report_progress(shared, options);
-    let helpers = futures::future::join_all((0..HELPERS).map(|_| help(&collecting, cancel)));
-    let (long_polled, helped) = tokio::join!(long_poll(&collecting, cancel), helpers);
+    let helpers = futures::future::join_all((0..HELPERS).map(|_| help(&collecting)));
+    let (long_polled, helped) = tokio::join!(long_poll(&collecting), helpers);
     long_polled?;
     helped.into_iter().collect::<Result<Vec<()>, SweepError>>()?;
     let stopped = collecting.stopped.lock().expect("stop reason lock").clone();
@@ -157,12 +163,20 @@ impl Collecting<'_> {
         self.done.cancel();
     }
 
+    /// Checks whether the collection is over, ending it for every receiver if it just ended.
+    fn over(&self) -> bool {
+        if let Some(reason) = self.stop_reason() {
+            self.stop(reason);
+        }
+        self.done.is_cancelled()
+    }
+
     /// Why to stop now, if at all: `Some(None)` when complete.
-    fn stop_reason(&self, cancel: &CancellationToken) -> Option<Option<String>> {
+    fn stop_reason(&self) -> Option<Option<String>> {
         let received = self.received.load(Ordering::SeqCst);
         if self.shared.state.lock().expect("sweep state lock").complete() {
             Some(None)
-        } else if cancel.is_cancelled() {
+        } else if self.cancel.is_cancelled() {
             Some(Some("interrupted".into()))
         } else if self.options.stop_after.is_some_and(|limit| received >= limit) {
             Some(Some(format!("stopped after {received} results (stop_after)")))
@@ -174,19 +188,9 @@ impl Collecting<'_> {
     }
 }
 
-impl Collecting<'_> {
-    /// Checks whether the collection is over, ending it for every receiver if it just ended.
-    fn over(&self, cancel: &CancellationToken) -> bool {
-        if let Some(reason) = self.stop_reason(cancel) {
-            self.stop(reason);
-        }
-        self.done.is_cancelled()
-    }
-}
-
 /// The long poller: long polls while no helper is at work, short polls beside them.
-async fn long_poll(collecting: &Collecting<'_>, cancel: &CancellationToken) -> Result<(), SweepError> {
-    while !collecting.over(cancel) {
+async fn long_poll(collecting: &Collecting<'_>) -> Result<(), SweepError> {
+    while !collecting.over() {
         let beside_helpers = collecting.helpers.at_work();
         let receipt = receive_once(collecting, if beside_helpers { 0 } else { WAIT_SECONDS }).await?;
         if receipt.backlog {
@@ -200,13 +204,13 @@ async fn long_poll(collecting: &Collecting<'_>, cancel: &CancellationToken) -> R
 }
 
 /// A helper: idle until called, then short polls while they bring full batches.
-async fn help(collecting: &Collecting<'_>, cancel: &CancellationToken) -> Result<(), SweepError> {
+async fn help(collecting: &Collecting<'_>) -> Result<(), SweepError> {
     loop {
         if !collecting.helpers.until_called(&collecting.done).await {
             return Ok(());
         }
         loop {
-            if collecting.over(cancel) {
+            if collecting.over() {
                 return Ok(());
             }
             let receipt = receive_once(collecting, 0).await?;
@@ -226,7 +230,7 @@ async fn receive_once(collecting: &Collecting<'_>, wait_seconds: i32) -> Result<
         .sqs
         .receive_message()
         .queue_url(&options.results_url)
-        .max_number_of_messages(10)
+        .max_number_of_messages(RECEIVE_MAX as i32)
         .wait_time_seconds(wait_seconds)
         .send();
     // Not abandoned when another receiver ends the collection: SQS would still hand this long
@@ -284,7 +288,7 @@ async fn receive_once(collecting: &Collecting<'_>, wait_seconds: i32) -> Result<
             tokio::time::sleep(FOREIGN_PAUSE).await;
         }
     }
-    Ok(Receipt { messages: count, backlog: count >= 10 && had_ours })
+    Ok(Receipt { messages: count, backlog: count >= RECEIVE_MAX && had_ours })
 }
 
 fn report_progress(shared: &Shared, options: &SweepOptions) {
