@@ -19,6 +19,8 @@ Modules (one concern each):
     root_iam     IAM calls a root session makes on the root user
     identity     principal ids (GetCallerIdentity, SQS SenderId)
     faults       injected errors and latency
+    speed        moto's hot paths made cheap, with the same answers
+    sqs_limits   SQS message sizes in bytes, attributes included, as AWS counts them
     control      the /_localaws JSON control endpoints
     middleware   the WSGI glue in front of moto
     server       the foreground server (serve)

@@ -29,13 +29,14 @@ def build_app(extended: bool = True):
     app = DomainDispatcherApplication(create_backend_app)
     if not extended:
         return app
-    from . import identity, organization, root_iam, speed
+    from . import identity, organization, root_iam, speed, sqs_limits
     from .middleware import LocalAwsMiddleware
 
     organization.install()
     identity.install()
     root_iam.install()
     speed.install()
+    sqs_limits.install()
     return LocalAwsMiddleware(app)
 
 
