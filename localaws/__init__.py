@@ -19,6 +19,7 @@ Modules (one concern each):
     root_iam     IAM calls a root session makes on the root user
     identity     principal ids (GetCallerIdentity, SQS SenderId)
     faults       injected errors and latency
+    batch_faults entry-level faults of SQS batch calls (some entries fail)
     speed        moto's hot paths made cheap, with the same answers
     sqs_limits   SQS message sizes in bytes, attributes included, as AWS counts them
     control      the /_localaws JSON control endpoints

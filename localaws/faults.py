@@ -2,8 +2,10 @@
 
 A fault matches requests by service and operation ("*" for any) and fires
 either for the next `count` matching calls or for a `fraction` of them (a
-seeded RNG per fault, so a run is reproducible). A firing fault adds its
-latency and, if it names an error, answers with that error instead of moto.
+seeded RNG per fault, so a run is reproducible). A firing fault adds its latency
+and, if it names an error, answers with that error instead of moto; with
+`entries` (batch operations only) the call goes on and only its first entries
+fail with that error (see batch_faults).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import dataclasses
 import itertools
 import random
 import threading
+
+# The operations an `entries` fault applies to: their answers list Successful and Failed entries.
+BATCH_OPERATIONS = frozenset({"SendMessageBatch", "DeleteMessageBatch", "ChangeMessageVisibilityBatch"})
 
 
 class FaultSpecError(ValueError):
@@ -29,6 +34,7 @@ class Fault:
     latency_ms: int
     status: int | None
     rng: random.Random
+    entries: int | None = None
     fired: int = 0
 
     def matches(self, service: str, operation: str) -> bool:
@@ -50,6 +56,7 @@ class Fault:
             "id": self.id, "service": self.service, "operation": self.operation,
             "error": self.error, "remaining": self.remaining, "fraction": self.fraction,
             "latency_ms": self.latency_ms, "status": self.status, "fired": self.fired,
+            "entries": self.entries,
         }
 
 
@@ -60,6 +67,7 @@ class Firing:
     latency_ms: int
     error: str | None
     status: int | None
+    entries: int | None = None  # the error fails this many leading entries, not the call
 
 
 class FaultBook:
@@ -88,21 +96,22 @@ class FaultBook:
         """Fire every matching fault; the first one with an error decides the error."""
         if not self._faults:  # the common case costs one attribute read
             return None
-        latency, error, status = 0, None, None
+        latency, error, status, entries = 0, None, None, None
         with self._lock:
             for fault in self._faults:
                 if not fault.matches(service, operation) or not fault.fire():
                     continue
                 latency += fault.latency_ms
                 if error is None and fault.error:
-                    error, status = fault.error, fault.status
+                    error, status, entries = fault.error, fault.status, fault.entries
         if latency == 0 and error is None:
             return None
-        return Firing(latency_ms=latency, error=error, status=status)
+        return Firing(latency_ms=latency, error=error, status=status, entries=entries)
 
 
 def _parse(spec: dict) -> Fault:
-    known = {"service", "operation", "error", "count", "fraction", "latency_ms", "seed", "status"}
+    known = {"service", "operation", "error", "count", "fraction", "latency_ms", "seed", "status",
+             "entries"}
     unknown = set(spec) - known
     if unknown:
         raise FaultSpecError(f"unknown fields: {sorted(unknown)}")
@@ -117,6 +126,12 @@ def _parse(spec: dict) -> Fault:
         raise FaultSpecError("error must be a string")
     if not isinstance(latency, int) or not 0 <= latency <= 60_000:
         raise FaultSpecError("latency_ms must be an integer from 0 to 60000")
+    status = spec.get("status")
+    if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
+        raise FaultSpecError("status must be an HTTP error status")
+    entries = _entries(spec, service, operation, status)
+    if entries is not None:
+        error = error or "InternalError"
     if error is None and latency == 0:
         raise FaultSpecError("a fault needs an error or a latency_ms")
     if count is not None and fraction is not None:
@@ -125,11 +140,22 @@ def _parse(spec: dict) -> Fault:
         raise FaultSpecError("count must be a positive integer")
     if fraction is not None and (not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1):
         raise FaultSpecError("fraction must be a number from 0 to 1")
-    status = spec.get("status")
-    if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
-        raise FaultSpecError("status must be an HTTP error status")
     return Fault(
         id="", service=service.lower(), operation=operation, error=error,
         remaining=count, fraction=None if fraction is None else float(fraction),
         latency_ms=latency, status=status, rng=random.Random(spec.get("seed", 0)),
+        entries=entries,
     )
+
+
+def _entries(spec: dict, service: str, operation: str, status: int | None) -> int | None:
+    entries = spec.get("entries")
+    if entries is None:
+        return None
+    if not isinstance(entries, int) or isinstance(entries, bool) or entries < 1:
+        raise FaultSpecError("entries must be a positive integer")
+    if service.lower() not in ("sqs", "*") or operation not in BATCH_OPERATIONS:
+        raise FaultSpecError(f"entries applies only to the SQS operations {sorted(BATCH_OPERATIONS)}")
+    if status is not None:
+        raise FaultSpecError("an entries fault fails entries, not the call: it takes no status")
+    return entries

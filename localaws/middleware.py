@@ -1,6 +1,7 @@
 """The WSGI glue in front of moto's application.
 
-For each AWS request, in order: count it, apply injected faults, then, for
+For each AWS request, in order: count it, apply injected faults (an entry
+fault is armed for moto's batch handler instead), then, for
 AssumeRoot credentials, refuse expired or out-of-scope calls, route the rest to
 the member account (moto's `x-moto-account-id` header) and answer root-user
 IAM calls; answer AssumeRoot and the IAM organization-features API; stamp the
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from . import assume_root, control, features, identity, responses, root_iam, scope
+from . import assume_root, batch_faults, control, features, identity, responses, root_iam, scope
 from .awsrequest import AwsRequest
 from .organization import forget_members
 from .state import STATE
@@ -32,12 +33,19 @@ class LocalAwsMiddleware:
             return self._moto_api(path, environ, start_response)
         req = AwsRequest(environ)
         STATE.count(req.key)
-        reply = self._intercept(req)
-        if reply is not None:
-            return reply(environ, start_response)
-        if req.service == "sqs" and req.operation in _SENDS:
-            return self._send_with_sender(req, environ, start_response)
-        return self.moto_app(environ, start_response)
+        session = STATE.session(req.access_key) if req.access_key else None
+        return self._serve(req, session, environ, start_response)
+
+    def _serve(self, req: AwsRequest, session, environ: dict, start_response):
+        try:
+            reply = self._intercept(req, session)
+            if reply is not None:
+                return reply(environ, start_response)
+            if req.service == "sqs" and req.operation in _SENDS:
+                return self._send_with_sender(req, environ, start_response)
+            return self.moto_app(environ, start_response)
+        finally:
+            batch_faults.disarm()
 
     def _moto_api(self, path: str, environ: dict, start_response):
         result = self.moto_app(environ, start_response)
@@ -46,12 +54,11 @@ class LocalAwsMiddleware:
             forget_members()
         return result
 
-    def _intercept(self, req: AwsRequest) -> responses.Reply | None:
+    def _intercept(self, req: AwsRequest, session) -> responses.Reply | None:
         """The extension's own answer to this request, or None to let moto answer."""
         reply = self._fault(req)
         if reply is not None:
             return reply
-        session = STATE.session(req.access_key) if req.access_key else None
         if session is not None:
             reply = self._root_session(req, session)
             if reply is not None:
@@ -69,6 +76,9 @@ class LocalAwsMiddleware:
         if firing.latency_ms:
             time.sleep(firing.latency_ms / 1000)
         if firing.error is None:
+            return None
+        if firing.entries:
+            batch_faults.arm(firing.entries, firing.error)
             return None
         if req.service == "sts" and req.operation == "AssumeRoot":
             assume_root.log_fault(req, firing.error)
