@@ -2,7 +2,8 @@
 
 A fault matches requests by service and operation ("*" for any) and fires
 either for the next `count` matching calls or for a `fraction` of them (a
-seeded RNG per fault, so a run is reproducible). A firing fault adds its latency
+seeded RNG per fault, so a run is reproducible), if `for_seconds` is given only
+until that many seconds after it was added. A firing fault adds its latency
 and, if it names an error, answers with that error instead of moto; with
 `entries` (batch operations only) the call goes on and only its first entries
 fail with that error (see batch_faults).
@@ -14,6 +15,7 @@ import dataclasses
 import itertools
 import random
 import threading
+import time
 
 # The operations an `entries` fault applies to: their answers list Successful and Failed entries.
 BATCH_OPERATIONS = frozenset({"SendMessageBatch", "DeleteMessageBatch", "ChangeMessageVisibilityBatch"})
@@ -35,6 +37,8 @@ class Fault:
     status: int | None
     rng: random.Random
     entries: int | None = None
+    for_seconds: float | None = None
+    ends_at: float | None = None  # time.monotonic() after which it never fires
     fired: int = 0
 
     def matches(self, service: str, operation: str) -> bool:
@@ -42,6 +46,8 @@ class Fault:
 
     def fire(self) -> bool:
         """Decide (and record) whether this fault applies to the current call."""
+        if self.ends_at is not None and time.monotonic() >= self.ends_at:
+            return False
         if self.remaining is not None:
             if self.remaining <= 0:
                 return False
@@ -56,8 +62,13 @@ class Fault:
             "id": self.id, "service": self.service, "operation": self.operation,
             "error": self.error, "remaining": self.remaining, "fraction": self.fraction,
             "latency_ms": self.latency_ms, "status": self.status, "fired": self.fired,
-            "entries": self.entries,
+            "entries": self.entries, "for_seconds": self.for_seconds, "seconds_left": self._seconds_left(),
         }
+
+    def _seconds_left(self) -> float | None:
+        if self.ends_at is None:
+            return None
+        return round(max(0.0, self.ends_at - time.monotonic()), 3)
 
 
 @dataclasses.dataclass
@@ -85,6 +96,8 @@ class FaultBook:
         fault = _parse(spec)
         with self._lock:
             fault.id = f"f{next(self._ids)}"
+            if fault.for_seconds is not None:
+                fault.ends_at = time.monotonic() + fault.for_seconds
             self._faults.append(fault)
         return fault
 
@@ -111,7 +124,7 @@ class FaultBook:
 
 def _parse(spec: dict) -> Fault:
     known = {"service", "operation", "error", "count", "fraction", "latency_ms", "seed", "status",
-             "entries"}
+             "entries", "for_seconds"}
     unknown = set(spec) - known
     if unknown:
         raise FaultSpecError(f"unknown fields: {sorted(unknown)}")
@@ -144,7 +157,7 @@ def _parse(spec: dict) -> Fault:
         id="", service=service.lower(), operation=operation, error=error,
         remaining=count, fraction=None if fraction is None else float(fraction),
         latency_ms=latency, status=status, rng=random.Random(spec.get("seed", 0)),
-        entries=entries,
+        entries=entries, for_seconds=_for_seconds(spec, count),
     )
 
 
@@ -159,3 +172,14 @@ def _entries(spec: dict, service: str, operation: str, status: int | None) -> in
     if status is not None:
         raise FaultSpecError("an entries fault fails entries, not the call: it takes no status")
     return entries
+
+
+def _for_seconds(spec: dict, count: int | None) -> float | None:
+    seconds = spec.get("for_seconds")
+    if seconds is None:
+        return None
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds > 0:
+        raise FaultSpecError("for_seconds must be a number greater than 0")
+    if count is not None:
+        raise FaultSpecError("give count or for_seconds, not both")
+    return float(seconds)

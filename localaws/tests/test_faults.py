@@ -129,7 +129,33 @@ def test_sqs_query_protocol_errors_are_query_xml(aws):
     assert b"<Code>Throttling</Code>" in err.value.read()
 
 
+def test_for_seconds_fires_on_every_call_until_its_time_is_up(aws):
+    sts = aws.client("sts")
+    added = time.monotonic()
+    aws.control("POST", "/_localaws/faults", {"service": "sts", "operation": "GetCallerIdentity",
+                                              "error": "Throttling", "for_seconds": 1})
+    listed = aws.control("GET", "/_localaws/faults")[1]["faults"][0]
+    assert listed["for_seconds"] == 1.0 and 0 < listed["seconds_left"] <= 1 and listed["remaining"] is None
+    throttled = 0
+    while True:
+        try:
+            sts.get_caller_identity()
+            break
+        except ClientError as err:
+            assert err.response["Error"]["Code"] == "Throttling"
+            throttled += 1
+            assert time.monotonic() - added < 5, "the storm did not end"
+            time.sleep(0.05)
+    assert time.monotonic() - added >= 1 and throttled >= 2
+    for _ in range(3):
+        sts.get_caller_identity()  # never again
+    listed = aws.control("GET", "/_localaws/faults")[1]["faults"][0]
+    assert listed["seconds_left"] == 0 and listed["fired"] == throttled
+
+
 @pytest.mark.parametrize("spec", [{}, {"error": "Throttling", "count": 0}, {"error": "X", "fraction": 2},
-                                  {"error": "X", "count": 1, "fraction": 0.5}, {"latency_ms": -1}, {"nope": 1}])
+                                  {"error": "X", "count": 1, "fraction": 0.5}, {"latency_ms": -1}, {"nope": 1},
+                                  {"error": "X", "for_seconds": 0}, {"error": "X", "for_seconds": "5"},
+                                  {"error": "X", "for_seconds": True}, {"error": "X", "for_seconds": 5, "count": 2}])
 def test_invalid_fault_specs_are_rejected(aws, spec):
     assert aws.control("POST", "/_localaws/faults", spec)[0] == 400
