@@ -20,6 +20,7 @@ Modules (one concern each):
     identity     principal ids (GetCallerIdentity, SQS SenderId)
     faults       injected errors and latency
     batch_faults entry-level faults of SQS batch calls (some entries fail)
+    concurrency  root-session requests in flight per member account, and the most
     speed        moto's hot paths made cheap, with the same answers
     sqs_limits   SQS message sizes in bytes, attributes included, as AWS counts them
     control      the /_localaws JSON control endpoints

@@ -1,7 +1,8 @@
 """The /_localaws JSON control endpoints (same port as the AWS APIs).
 
 Tests and the benchmark use them to set root user state, read the AssumeRoot
-log and per-operation call counts, inject faults and shift the session clock.
+log, per-operation call counts and root-session concurrency, inject faults and
+shift the session clock.
 Each handler takes the parsed JSON body and returns (status, JSON object).
 """
 
@@ -58,6 +59,8 @@ def _route(method: str, path: str, body: dict) -> tuple[int, dict]:
         ("GET", "faults"): lambda: (200, {"faults": STATE.faults.list()}),
         ("POST", "faults"): lambda: _add_fault(body),
         ("DELETE", "faults"): _clear_faults,
+        ("GET", "root-concurrency"): lambda: (200, {"max_in_flight": STATE.root_in_flight.maxima()}),
+        ("DELETE", "root-concurrency"): _clear_root_concurrency,
         ("GET", "clock"): _get_clock,
         ("POST", "clock"): lambda: _advance_clock(body),
     }
@@ -115,6 +118,11 @@ def _add_fault(body: dict) -> tuple[int, dict]:
 def _clear_faults() -> tuple[int, dict]:
     STATE.faults.clear()
     return 200, {"faults": []}
+
+
+def _clear_root_concurrency() -> tuple[int, dict]:
+    STATE.root_in_flight.clear()
+    return 200, {"max_in_flight": {}}
 
 
 def _get_clock() -> tuple[int, dict]:

@@ -1,8 +1,9 @@
 """The WSGI glue in front of moto's application.
 
-For each AWS request, in order: count it, apply injected faults (an entry
-fault is armed for moto's batch handler instead), then, for
-AssumeRoot credentials, refuse expired or out-of-scope calls, route the rest to
+For each AWS request, in order: count it (AssumeRoot credentials' requests also
+in flight for their member account until answered), apply injected faults (an
+entry fault is armed for moto's batch handler instead), then, for AssumeRoot
+credentials, refuse expired or out-of-scope calls, route the rest to
 the member account (moto's `x-moto-account-id` header) and answer root-user
 IAM calls; answer AssumeRoot and the IAM organization-features API; stamp the
 SQS SenderId; hand everything else to moto unchanged.
@@ -34,7 +35,13 @@ class LocalAwsMiddleware:
         req = AwsRequest(environ)
         STATE.count(req.key)
         session = STATE.session(req.access_key) if req.access_key else None
-        return self._serve(req, session, environ, start_response)
+        if session is None:
+            return self._serve(req, None, environ, start_response)
+        STATE.root_in_flight.enter(session.account_id)
+        try:
+            return self._serve(req, session, environ, start_response)
+        finally:
+            STATE.root_in_flight.leave(session.account_id)
 
     def _serve(self, req: AwsRequest, session, environ: dict, start_response):
         try:

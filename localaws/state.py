@@ -2,7 +2,7 @@
 
 moto's `POST /moto-api/reset` clears moto's backends; the middleware then calls
 `STATE.reset()` so root users, sessions, feature flags, logs, counters, faults,
-caches and the clock go back to nothing together.
+root-session concurrency maxima, caches and the clock go back to nothing together.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import datetime
 import threading
 
 from . import clock, rootuser
+from .concurrency import InFlight
 from .faults import FaultBook
 
 
@@ -40,6 +41,7 @@ class State:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.faults = FaultBook()
+        self.root_in_flight = InFlight()  # root-session requests per member account
         self._clear()
 
     def _clear(self) -> None:
@@ -54,6 +56,7 @@ class State:
         with self.lock:
             self._clear()
             self.faults.clear()
+            self.root_in_flight.clear()
             clock.reset()
 
     def count(self, key: str) -> None:
