@@ -23,6 +23,7 @@ Modules (one concern each):
     concurrency  root-session requests in flight per member account, and the most
     speed        moto's hot paths made cheap, with the same answers
     sqs_limits   SQS message sizes in bytes, attributes included, as AWS counts them
+    sqs_fifo     FIFO deduplication ids remembered for 5 minutes after the send
     control      the /_localaws JSON control endpoints
     middleware   the WSGI glue in front of moto
     server       the foreground server (serve)
