@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--accounts", type=int, default=20)
     seed.add_argument("--locked-buckets", type=int, default=3)
     seed.add_argument("--locked-queues", type=int, default=3)
+    seed.add_argument("--fifo", action="store_true", help="intake, dead-letter and results queues are FIFO")
+    seed.add_argument("--max-message-size", type=int, default=None,
+                      help="MaximumMessageSize of those queues in bytes (default: moto's, 1 MiB)")
     seed.add_argument("--json", action="store_true", help="print the whole result as JSON")
     seed.set_defaults(run=_seed)
     return parser
@@ -75,7 +78,8 @@ def _seed(args) -> int:
     from .seed import SeedError, seed
 
     try:
-        result = seed(args.endpoint, args.accounts, args.locked_buckets, args.locked_queues)
+        result = seed(args.endpoint, args.accounts, args.locked_buckets, args.locked_queues,
+                      fifo=args.fifo, max_message_size=args.max_message_size)
     except SeedError as err:
         print(f"localaws seed: {err}", file=sys.stderr)
         return 1

@@ -7,7 +7,9 @@ rest after, so they have no root credentials), gives some members extra root
 credentials, enables both root-access features, locks a few member buckets and
 queues with deny-all policies (through OrganizationAccountAccessRole, as an
 operator would), and creates rootwarden's intake, dead-letter and results
-queues in the management account. `seed()` returns what it made.
+queues in the management account (FIFO queues if asked, without content-based
+deduplication so senders give deduplication ids; a MaximumMessageSize if asked).
+`seed()` returns what it made.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from botocore.config import Config
 MANAGEMENT_ACCOUNT = "123456789012"
 INTAKE, DEAD_LETTER, RESULTS = "rootwarden-intake", "rootwarden-intake-dlq", "rootwarden-results"
 MAX_ACCOUNTS = 2000
+MESSAGE_SIZE_RANGE = (1024, 1_048_576)  # what SQS accepts as MaximumMessageSize
 _CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -79,10 +82,14 @@ class _Seeder:
 
 
 def seed(endpoint: str, accounts: int, locked_buckets: int = 3, locked_queues: int = 3,
-         region: str = "us-east-1", workers: int = 4) -> dict:
+         region: str = "us-east-1", workers: int = 4, fifo: bool = False,
+         max_message_size: int | None = None) -> dict:
     """Create the organization and its resources on `endpoint`; return a description."""
     if not 1 <= accounts <= MAX_ACCOUNTS:
         raise SeedError(f"--accounts must be from 1 to {MAX_ACCOUNTS}")
+    low, high = MESSAGE_SIZE_RANGE
+    if max_message_size is not None and not low <= max_message_size <= high:
+        raise SeedError(f"--max-message-size must be from {low} to {high}")
     seeder = _Seeder(endpoint, region)
     org_client, iam = seeder.client("organizations"), seeder.client("iam")
     organization_id = _create_organization(org_client)
@@ -99,7 +106,8 @@ def seed(endpoint: str, accounts: int, locked_buckets: int = 3, locked_queues: i
         "features": iam.list_organizations_features()["EnabledFeatures"],
         "accounts": members,
         "buckets": _lock_buckets(seeder, members, locked_buckets),
-        "queues": {**_management_queues(seeder), "locked": _lock_queues(seeder, members, locked_queues)},
+        "queues": {**_management_queues(seeder, fifo, max_message_size),
+                   "locked": _lock_queues(seeder, members, locked_queues)},
     }
 
 
@@ -164,13 +172,21 @@ def _lock_queues(seeder: _Seeder, members: list[dict], count: int) -> list[dict]
     return queues
 
 
-def _management_queues(seeder: _Seeder) -> dict:
+def _management_queues(seeder: _Seeder, fifo: bool, max_message_size: int | None) -> dict:
     sqs = seeder.client("sqs")
-    dead_letter = sqs.create_queue(QueueName=DEAD_LETTER)["QueueUrl"]
+    suffix, common = "", {}
+    if fifo:
+        suffix = ".fifo"
+        common = {"FifoQueue": "true", "ContentBasedDeduplication": "false"}
+    if max_message_size is not None:
+        common["MaximumMessageSize"] = str(max_message_size)
+
+    def create(name: str, **attributes: str) -> str:
+        return sqs.create_queue(QueueName=name + suffix, Attributes={**common, **attributes})["QueueUrl"]
+
+    dead_letter = create(DEAD_LETTER)
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dead_letter, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    intake = sqs.create_queue(QueueName=INTAKE, Attributes={
-        "VisibilityTimeout": "60",
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
-    })["QueueUrl"]
-    results = sqs.create_queue(QueueName=RESULTS)["QueueUrl"]
+    intake = create(INTAKE, VisibilityTimeout="60",
+                    RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}))
+    results = create(RESULTS)
     return {"intake": intake, "dead_letter": dead_letter, "results": results}

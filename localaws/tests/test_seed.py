@@ -6,7 +6,10 @@ import subprocess
 import sys
 import urllib.request
 
-from localaws.seed import seed
+import pytest
+from botocore.exceptions import ClientError
+
+from localaws.seed import SeedError, seed
 
 from .conftest import MANAGEMENT, REPO
 
@@ -38,7 +41,57 @@ def test_seed_builds_an_organization_rootwarden_can_work_on(aws):
     intake = management.get_queue_attributes(QueueUrl=result["queues"]["intake"], AttributeNames=["All"])["Attributes"]
     assert json.loads(intake["RedrivePolicy"])["maxReceiveCount"] in (5, "5")
     assert intake["RedrivePolicy"].find("rootwarden-intake-dlq") > 0
+    assert intake["MaximumMessageSize"] == "1048576" and "FifoQueue" not in intake  # moto's defaults
     assert result["queues"]["results"].endswith(f"/{MANAGEMENT}/rootwarden-results")
+
+
+def _management_queue_attributes(aws, queues: dict) -> dict:
+    sqs = aws.client("sqs")
+    return {key: sqs.get_queue_attributes(QueueUrl=queues[key], AttributeNames=["All"])["Attributes"]
+            for key in ("intake", "dead_letter", "results")}
+
+
+def test_seed_with_fifo_queues_and_a_message_size(aws):
+    result = seed(aws.endpoint, accounts=1, locked_buckets=0, locked_queues=0, fifo=True, max_message_size=2048)
+    queues = result["queues"]
+    assert queues["intake"].endswith(f"/{MANAGEMENT}/rootwarden-intake.fifo")
+    assert queues["dead_letter"].endswith(f"/{MANAGEMENT}/rootwarden-intake-dlq.fifo")
+    assert queues["results"].endswith(f"/{MANAGEMENT}/rootwarden-results.fifo")
+    attributes = _management_queue_attributes(aws, queues)
+    for queue in attributes.values():
+        assert (queue["FifoQueue"], queue["ContentBasedDeduplication"], queue["MaximumMessageSize"]) == \
+            ("true", "false", "2048")
+    redrive = json.loads(attributes["intake"]["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == attributes["dead_letter"]["QueueArn"]
+    assert int(redrive["maxReceiveCount"]) == 5
+
+    sqs = aws.client("sqs")
+    with pytest.raises(ClientError) as err:  # no content-based deduplication: senders give ids
+        sqs.send_message(QueueUrl=queues["intake"], MessageBody="job", MessageGroupId="member")
+    assert err.value.response["Error"]["Code"] == "InvalidParameterValue"
+    with pytest.raises(ClientError) as err:
+        sqs.send_message(QueueUrl=queues["intake"], MessageBody="x" * 2049, MessageGroupId="member",
+                         MessageDeduplicationId="job-1")
+    assert "shorter than 2048 bytes" in err.value.response["Error"]["Message"]
+    sqs.send_message(QueueUrl=queues["intake"], MessageBody="job", MessageGroupId="member",
+                     MessageDeduplicationId="job-1")
+
+
+def test_seed_command_line_takes_fifo_and_max_message_size(aws):
+    seeded = subprocess.run([sys.executable, "-m", "localaws", "seed", "--endpoint", aws.endpoint, "--accounts", "1",
+                             "--locked-buckets", "0", "--locked-queues", "0", "--fifo", "--max-message-size", "4096"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert seeded.returncode == 0, seeded.stderr
+    queues = json.loads(seeded.stdout)["queues"]
+    assert set(queues) == {"intake", "dead_letter", "results", "locked"}
+    for queue in _management_queue_attributes(aws, queues).values():
+        assert (queue["FifoQueue"], queue["MaximumMessageSize"]) == ("true", "4096")
+
+
+@pytest.mark.parametrize("size", [1023, 1_048_577])
+def test_seed_refuses_a_message_size_sqs_refuses(aws, size):
+    with pytest.raises(SeedError):
+        seed(aws.endpoint, accounts=1, max_message_size=size)
 
 
 def test_start_and_stop_in_the_background(tmp_path: pathlib.Path):
