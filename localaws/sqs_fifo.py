@@ -40,8 +40,9 @@ def _deduplicating(add_message):
     @functools.wraps(add_message)
     def add(self: Queue, message: Message) -> None:
         is_send = message.approximate_receive_count == 0  # a redriven message has been received
+        sent_ms = float(message.sent_timestamp or 0)
         if (self.fifo_queue and is_send and message.deduplication_id
-                and _seen_within_interval(self, message.deduplication_id, message.sent_timestamp)):  # type: ignore[arg-type]
+                and _seen_within_interval(self, message.deduplication_id, sent_ms)):
             return
         add_message(self, message)
 
