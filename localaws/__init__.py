@@ -20,7 +20,7 @@ Modules (one concern each):
     identity     principal ids (GetCallerIdentity, SQS SenderId)
     faults       injected errors and latency
     batch_faults entry-level faults of SQS batch calls (some entries fail)
-    concurrency  root-session requests in flight per member account, and the most
+    concurrency  root-session requests in flight per member account, and their maximum
     speed        moto's hot paths made cheap, with the same answers
     sqs_limits   SQS message sizes in bytes, attributes included, as AWS counts them
     sqs_fifo     FIFO deduplication ids remembered for 5 minutes after the send
