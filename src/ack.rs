@@ -1,8 +1,11 @@
 //! Acknowledgement: deleting finished messages in batches, moving rejected and failed ones to
-//! the dead-letter queue with their reason, sending results, and changing visibility for
-//! heartbeats, retries and release on shutdown.
+//! the dead-letter queue with their reason, sending results (batches sized by entries and by
+//! the queue's byte limit, FIFO fields on FIFO queues), and changing visibility for heartbeats,
+//! retries and release on shutdown.
 
 use std::time::Duration;
+
+use std::sync::Arc;
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageAttributeValue, SendMessageBatchRequestEntry};
 use tokio::sync::OwnedSemaphorePermit;
@@ -13,6 +16,7 @@ use crate::batch::Batcher;
 use crate::intake::Received;
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
+use crate::sqs::{self, FifoFields, QueueTarget, SendError};
 
 /// Attempts at a batch entry that SQS reported as failed before giving up on it.
 const ENTRY_ATTEMPTS: usize = 3;
@@ -30,6 +34,14 @@ pub struct Outgoing {
     pub body: String,
     /// Message attributes.
     pub attributes: Vec<(String, MessageAttributeValue)>,
+    /// Group and deduplication ids, sent only to a FIFO queue.
+    pub fifo: FifoFields,
+}
+
+impl Outgoing {
+    fn size(&self) -> usize {
+        sqs::message_size(&self.body, &self.attributes)
+    }
 }
 
 /// How long a finished job's result and delete may wait for others to share their batch calls:
@@ -41,8 +53,17 @@ const COMPLETION_LINGER: Duration = Duration::from_millis(200);
 /// until then.
 #[derive(Debug)]
 struct Completion {
-    result_json: String,
-    delete: PendingDelete,
+    result: Outgoing,
+    delete: Option<PendingDelete>,
+}
+
+/// What becomes of a finished job's intake message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposal {
+    /// Deleted (after the result is sent).
+    Delete,
+    /// Left in the intake queue (for SQS's redrive policy).
+    Keep,
 }
 
 /// A delivery to delete; dropping it (after the delete call) frees the worker slot.
@@ -52,15 +73,24 @@ struct PendingDelete {
     _worker: OwnedSemaphorePermit,
 }
 
+/// Where batched sends go, with what they need to call SQS.
+#[derive(Clone)]
+struct Sender {
+    clients: Clients,
+    metrics: Metrics,
+    target: Arc<QueueTarget>,
+}
+
 /// The batchers and direct calls of acknowledgement.
 #[derive(Clone)]
 pub struct Acknowledger {
     clients: Clients,
     metrics: Metrics,
     intake_url: String,
+    dead_letter_queue: Arc<QueueTarget>,
     deletes: Batcher<PendingDelete>,
-    dead_letters: Batcher<Outgoing>,
-    results: Option<Batcher<Completion>>,
+    dead_letters: Batcher<Outgoing, SendError>,
+    results: Option<Batcher<Completion, SendError>>,
 }
 
 impl Acknowledger {
@@ -95,30 +125,31 @@ impl Acknowledger {
             })
         };
         tasks.push(task);
+        let dead_letter_queue = Arc::new(QueueTarget::new(dead_letter_url));
         let (dead_letters, task) = {
-            let (clients, metrics, url) = (clients.clone(), metrics.clone(), dead_letter_url.to_owned());
+            let sender = Sender { clients: clients.clone(), metrics: metrics.clone(), target: dead_letter_queue.clone() };
             // The worker waits for this one (the intake message is deleted only after it), so
             // it does not linger.
-            Batcher::spawn(Duration::ZERO, move |messages| send_batch(clients.clone(), metrics.clone(), url.clone(), messages))
+            Batcher::spawn(Duration::ZERO, move |messages| send_batch(sender.clone(), messages))
         };
         tasks.push(task);
         let results = results_url.map(|url| {
-            let (clients, metrics, url, deletes) = (clients.clone(), metrics.clone(), url.to_owned(), deletes.clone());
+            let sender = Sender { clients: clients.clone(), metrics: metrics.clone(), target: Arc::new(QueueTarget::new(url)) };
+            let deletes = deletes.clone();
             let (batcher, task) = Batcher::spawn(COMPLETION_LINGER, move |completions: Vec<Completion>| {
-                let (clients, metrics, url, deletes) = (clients.clone(), metrics.clone(), url.clone(), deletes.clone());
+                let (sender, deletes) = (sender.clone(), deletes.clone());
                 async move {
-                    let (messages, pending): (Vec<_>, Vec<_>) = completions
-                        .into_iter()
-                        .map(|c| (Outgoing { body: c.result_json, attributes: Vec::new() }, c.delete))
-                        .unzip();
-                    let sent = send_batch(clients, metrics, url, messages).await;
+                    let (messages, pending): (Vec<_>, Vec<_>) = completions.into_iter().map(|c| (c.result, c.delete)).unzip();
+                    let sent = send_batch(sender, messages).await;
                     for (result, delete) in sent.iter().zip(pending) {
                         if let Err(error) = result {
                             tracing::error!(%error, "Could not send a result to the results queue; it is in the log only.");
                         }
                         // Results first, then the delete: a crash in between redelivers the job,
                         // which finds nothing left to do and reports again.
-                        deletes.push(delete);
+                        if let Some(delete) = delete {
+                            deletes.push(delete);
+                        }
                     }
                     sent
                 }
@@ -130,6 +161,7 @@ impl Acknowledger {
             clients: clients.clone(),
             metrics: metrics.clone(),
             intake_url: intake_url.to_owned(),
+            dead_letter_queue,
             deletes,
             dead_letters,
             results,
@@ -139,31 +171,57 @@ impl Acknowledger {
 
     /// Hands a finished job over: its result goes to the results queue (when configured), then
     /// its message is deleted from the intake queue, then `worker` is released. The job's task
-    /// ends at once; the drain on shutdown flushes both batchers.
-    pub fn complete(&self, message: &Received, result_json: String, worker: OwnedSemaphorePermit) {
-        let delete = PendingDelete { receipt_handle: message.receipt_handle.clone(), _worker: worker };
-        match &self.results {
-            Some(results) => results.push(Completion { result_json, delete }),
-            None => self.deletes.push(delete),
+    /// ends at once; the drain on shutdown flushes both batchers. `group` is the result's FIFO
+    /// message group (the account).
+    pub fn complete(
+        &self,
+        message: &Received,
+        result_json: String,
+        group: &str,
+        worker: OwnedSemaphorePermit,
+        disposal: Disposal,
+    ) {
+        let delete = match disposal {
+            Disposal::Delete => Some(PendingDelete { receipt_handle: message.receipt_handle.clone(), _worker: worker }),
+            Disposal::Keep => None,
+        };
+        match (&self.results, delete) {
+            (Some(results), delete) => {
+                // The intake message id deduplicates: a result sent again after a crash (before
+                // the delete) is dropped by a FIFO results queue.
+                let fifo = FifoFields::new(group, &message.message_id);
+                results.push(Completion { result: Outgoing { body: result_json, attributes: Vec::new(), fifo }, delete });
+            }
+            (None, Some(delete)) => self.deletes.push(delete),
+            (None, None) => {}
         }
     }
 
-    /// Sends the original body and attributes, plus the outcome and reason, to the dead-letter
-    /// queue. The caller deletes the intake message only after this succeeded.
-    pub async fn dead_letter(&self, message: &Received, outcome: Outcome, reason: &str) -> Result<(), String> {
-        let mut attributes: Vec<(String, MessageAttributeValue)> = message
+    /// Sends the original body, byte for byte, and the producer's attributes, plus the outcome
+    /// and reason, to the dead-letter queue. The caller deletes the intake message only after
+    /// this succeeded. On a FIFO queue the message keeps its group (`group` when it had none).
+    /// When the copy would pass the queue's size limit, the reason is cut, then producer
+    /// attributes are dropped (the reason says which); a body too large alone is
+    /// [`SendError::TooLarge`].
+    pub async fn dead_letter(&self, message: &Received, outcome: Outcome, reason: &str, group: &str) -> Result<(), SendError> {
+        let limit = self.dead_letter_queue.max_message_size(&self.clients, &self.metrics).await;
+        let producer: Vec<(String, MessageAttributeValue)> = message
             .attributes
             .iter()
             .filter(|(name, _)| !name.starts_with("rootwarden-"))
             .take(MAX_PRODUCER_ATTRIBUTES)
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect();
-        let reason: String = reason.chars().take(MAX_REASON).collect();
-        attributes.push(("rootwarden-outcome".into(), string_attribute(outcome.as_str())));
-        attributes.push(("rootwarden-reason".into(), string_attribute(if reason.is_empty() { "-" } else { &reason })));
-        self.dead_letters.submit(Outgoing { body: message.body.clone(), attributes }).await?;
+        let attributes = fit_dead_letter(&message.body, producer, outcome, reason, limit)?;
+        let fifo = FifoFields::new(message.group_id.as_deref().unwrap_or(group), &message.message_id);
+        self.dead_letters.submit(Outgoing { body: message.body.clone(), attributes, fifo }).await?;
         self.metrics.messages_dead_lettered.with_label_values(&[outcome.as_str()]).inc();
         Ok(())
+    }
+
+    /// The dead-letter queue's `MaximumMessageSize`.
+    pub async fn dead_letter_limit(&self) -> usize {
+        self.dead_letter_queue.max_message_size(&self.clients, &self.metrics).await
     }
 
     /// Sets the message's visibility (heartbeat, retry backoff, or 0 to release it).
@@ -184,6 +242,53 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set")
 }
 
+const OUTCOME_ATTRIBUTE: &str = "rootwarden-outcome";
+const REASON_ATTRIBUTE: &str = "rootwarden-reason";
+
+/// The dead-letter copy's attributes within `limit` bytes with `body`: the producer's, then the
+/// outcome and the reason (cut to what fits, at most [`MAX_REASON`] characters). Producer
+/// attributes are dropped, largest first, only when even a one-character reason would not fit.
+fn fit_dead_letter(
+    body: &str,
+    mut producer: Vec<(String, MessageAttributeValue)>,
+    outcome: Outcome,
+    reason: &str,
+    limit: usize,
+) -> Result<Vec<(String, MessageAttributeValue)>, SendError> {
+    let outcome_attribute = (OUTCOME_ATTRIBUTE.to_owned(), string_attribute(outcome.as_str()));
+    let fixed = |producer: &[(String, MessageAttributeValue)]| {
+        sqs::message_size(body, producer)
+            + sqs::attribute_size(&outcome_attribute.0, &outcome_attribute.1)
+            + sqs::attribute_size(REASON_ATTRIBUTE, &string_attribute("-"))
+    };
+    let mut dropped = Vec::new();
+    while fixed(&producer) > limit {
+        let Some(largest) = (0..producer.len()).max_by_key(|&i| sqs::attribute_size(&producer[i].0, &producer[i].1)) else {
+            return Err(SendError::TooLarge { size: fixed(&producer), limit });
+        };
+        dropped.push(producer.remove(largest).0);
+    }
+    let mut reason = if reason.is_empty() { "-".to_owned() } else { reason.chars().take(MAX_REASON).collect() };
+    if !dropped.is_empty() {
+        reason = format!("[attributes {} dropped to fit the dead-letter queue] {reason}", dropped.join(", "));
+    }
+    // Room for the reason's value: its placeholder "-" is already counted.
+    let room = limit - fixed(&producer) + 1;
+    let mut attributes = producer;
+    attributes.push(outcome_attribute);
+    attributes.push((REASON_ATTRIBUTE.to_owned(), string_attribute(truncate_bytes(&reason, room))));
+    Ok(attributes)
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn truncate_bytes(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// What SQS said of a batch call's entries, by index into the batch.
 struct EntryResults {
     succeeded: Vec<usize>,
@@ -191,20 +296,35 @@ struct EntryResults {
     failed: Vec<(usize, String, bool)>,
 }
 
-/// Calls `attempt` with the indices still pending, retrying the entries SQS reports as failed
-/// (and the whole call on a transport error) up to `ENTRY_ATTEMPTS` times; failures are counted
-/// by the caller, never ignored. A sender fault (e.g. an invalid receipt handle) would fail the
-/// same way again, so it is not retried.
-async fn with_entry_retries<F, Fut>(operation: &str, count: usize, mut attempt: F) -> Vec<Result<(), String>>
+/// SQS's answer when a batch's entries add up to more than the queue accepts (the SDK reports
+/// the query-compatible code, `AWS.SimpleQueueService.BatchRequestTooLong`).
+fn is_batch_too_long(error: &AwsCallError) -> bool {
+    error.code == "BatchRequestTooLong" || error.code.ends_with(".BatchRequestTooLong")
+}
+
+/// Calls `attempt` with the indices of `entries` still pending, retrying the entries SQS
+/// reports as failed (and the whole call on a transport error) up to `ENTRY_ATTEMPTS` times,
+/// after a short pause; failures are counted by the caller, never ignored. A sender fault
+/// (e.g. an invalid receipt handle) would fail the same way again, so it is not retried. A
+/// batch SQS finds too long is never retried unchanged: its pending entries are returned for
+/// the caller to split.
+async fn with_entry_retries<F, Fut>(
+    operation: &str,
+    entries: Vec<usize>,
+    results: &mut [Result<(), SendError>],
+    mut attempt: F,
+) -> Option<Vec<usize>>
 where
     F: FnMut(Vec<usize>) -> Fut,
     Fut: std::future::Future<Output = Result<EntryResults, AwsCallError>>,
 {
-    let mut results: Vec<Result<(), String>> = vec![Err("not attempted".into()); count];
-    let mut pending: Vec<usize> = (0..count).collect();
-    for _ in 0..ENTRY_ATTEMPTS {
+    let mut pending = entries;
+    for round in 0..ENTRY_ATTEMPTS {
         if pending.is_empty() {
             break;
+        }
+        if round > 0 {
+            tokio::time::sleep(Duration::from_millis(100 << round)).await;
         }
         match attempt(pending.clone()).await {
             Ok(entries) => {
@@ -215,19 +335,20 @@ where
                     .failed
                     .into_iter()
                     .filter_map(|(i, code, sender_fault)| {
-                        results[i] = Err(format!("{operation} entry failed with {code}"));
+                        results[i] = Err(SendError::Failed(format!("{operation} entry failed with {code}")));
                         (!sender_fault).then_some(i)
                     })
                     .collect();
             }
+            Err(error) if is_batch_too_long(&error) => return Some(pending),
             Err(error) => {
                 for &i in &pending {
-                    results[i] = Err(error.to_string());
+                    results[i] = Err(SendError::Failed(error.to_string()));
                 }
             }
         }
     }
-    results
+    None
 }
 
 fn index(id: &str) -> Option<usize> {
@@ -236,7 +357,8 @@ fn index(id: &str) -> Option<usize> {
 
 /// One DeleteMessageBatch of up to ten receipt handles.
 async fn delete_batch(clients: Clients, metrics: Metrics, url: String, handles: Vec<String>) -> Vec<Result<(), String>> {
-    with_entry_retries("DeleteMessageBatch", handles.len(), |pending| {
+    let mut results = vec![Err(SendError::Failed("not attempted".into())); handles.len()];
+    with_entry_retries("DeleteMessageBatch", (0..handles.len()).collect(), &mut results, |pending| {
         let entries = pending.iter().map(|&i| {
             DeleteMessageBatchRequestEntry::builder()
                 .id(i.to_string())
@@ -259,22 +381,64 @@ async fn delete_batch(clients: Clients, metrics: Metrics, url: String, handles: 
             })
         }
     })
-    .await
+    .await;
+    results.into_iter().map(|r| r.map_err(|e| e.to_string())).collect()
 }
 
-/// One SendMessageBatch of up to ten messages.
-async fn send_batch(clients: Clients, metrics: Metrics, url: String, messages: Vec<Outgoing>) -> Vec<Result<(), String>> {
-    with_entry_retries("SendMessageBatch", messages.len(), |pending| {
+/// Sends up to ten messages: in as few SendMessageBatch calls as the queue's size limit allows,
+/// a message too large alone refused without a call, and a batch SQS finds too long split in
+/// halves until it fits.
+async fn send_batch(sender: Sender, messages: Vec<Outgoing>) -> Vec<Result<(), SendError>> {
+    let limit = sender.target.max_message_size(&sender.clients, &sender.metrics).await;
+    let mut results = vec![Err(SendError::Failed("not attempted".into())); messages.len()];
+    let mut fitting = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        let size = message.size();
+        if size > limit {
+            results[i] = Err(SendError::TooLarge { size, limit });
+        } else {
+            fitting.push((i, size));
+        }
+    }
+    // A stack, first batch on top, so messages leave in the order they came.
+    let mut groups: Vec<Vec<usize>> = sqs::plan_batches(&fitting, limit);
+    groups.reverse();
+    while let Some(group) = groups.pop() {
+        let Some(too_long) = send_group(&sender, &messages, group, &mut results).await else { continue };
+        tracing::warn!(entries = too_long.len(), "SQS found a batch too long; sending it in halves.");
+        if let [single] = too_long[..] {
+            results[single] = Err(SendError::TooLarge { size: messages[single].size(), limit });
+        } else {
+            let (first, second) = too_long.split_at(too_long.len() / 2);
+            groups.push(second.to_vec());
+            groups.push(first.to_vec());
+        }
+    }
+    results
+}
+
+/// One SendMessageBatch call (with entry retries) of the messages at `group`; returns the
+/// entries still pending when SQS found the batch too long.
+async fn send_group(
+    sender: &Sender,
+    messages: &[Outgoing],
+    group: Vec<usize>,
+    results: &mut [Result<(), SendError>],
+) -> Option<Vec<usize>> {
+    let Sender { clients, metrics, target } = sender;
+    with_entry_retries("SendMessageBatch", group, results, |pending| {
         let entries = pending.iter().map(|&i| {
             let message = &messages[i];
             let mut entry = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(&message.body);
             for (name, value) in &message.attributes {
                 entry = entry.message_attributes(name, value.clone());
             }
+            if target.fifo {
+                entry = entry.message_group_id(&message.fifo.group_id).message_deduplication_id(&message.fifo.deduplication_id);
+            }
             entry.build().expect("fields set")
         });
-        let request = clients.sqs.send_message_batch().queue_url(&url).set_entries(Some(entries.collect())).send();
-        let metrics = &metrics;
+        let request = clients.sqs.send_message_batch().queue_url(&target.url).set_entries(Some(entries.collect())).send();
         async move {
             let output = aws::call(metrics, "sqs", "SendMessageBatch", request).await?;
             Ok(EntryResults {
@@ -288,4 +452,42 @@ async fn send_batch(clients: Clients, metrics: Metrics, url: String, messages: V
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn producer(name: &str, value_len: usize) -> (String, MessageAttributeValue) {
+        (name.to_owned(), string_attribute(&"v".repeat(value_len)))
+    }
+
+    #[test]
+    fn a_dead_letter_copy_fits_by_cutting_the_reason_then_dropping_attributes() {
+        let body = "b".repeat(900);
+        let reason = "r".repeat(2_000);
+        // Room for everything: the reason is cut to MAX_REASON characters only.
+        let attributes = fit_dead_letter(&body, vec![producer("traceparent", 55)], Outcome::Rejected, &reason, 1 << 20).unwrap();
+        assert_eq!(attributes.last().unwrap().1.string_value().unwrap().len(), MAX_REASON);
+        // Tight: the reason is cut to the byte so the whole copy is exactly at the limit.
+        let limit = 1_100;
+        let attributes = fit_dead_letter(&body, vec![producer("traceparent", 55)], Outcome::Rejected, &reason, limit).unwrap();
+        assert_eq!(sqs::message_size(&body, &attributes), limit);
+        assert_eq!(attributes[0].0, "traceparent", "the producer's attribute is kept while the reason can shrink");
+        // Tighter: the producer's attribute must go, and the reason says so.
+        let attributes = fit_dead_letter(&body, vec![producer("traceparent", 155)], Outcome::Rejected, "bad", 1_000).unwrap();
+        assert!(attributes.iter().all(|(name, _)| name != "traceparent"));
+        let kept_reason = attributes.last().unwrap().1.string_value().unwrap();
+        assert!(kept_reason.starts_with("[attributes traceparent dropped"), "{kept_reason}");
+        assert!(sqs::message_size(&body, &attributes) <= 1_000);
+        // The body alone does not fit: refused, never cut.
+        let error = fit_dead_letter(&body, Vec::new(), Outcome::Failed, "x", 800).unwrap_err();
+        assert!(matches!(error, SendError::TooLarge { limit: 800, .. }), "{error:?}");
+    }
+
+    #[test]
+    fn a_cut_reason_stays_valid_utf8() {
+        assert_eq!(truncate_bytes("ééé", 3), "é");
+        assert_eq!(truncate_bytes("abc", 10), "abc");
+    }
 }

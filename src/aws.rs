@@ -203,6 +203,17 @@ impl AwsCallError {
         Self { service, operation, code, message, class }
     }
 
+    /// A call that did not answer within rootwarden's own deadline.
+    pub fn timed_out(service: &'static str, operation: &'static str) -> Self {
+        Self {
+            service,
+            operation,
+            code: "Timeout".into(),
+            message: "no answer within the call's deadline".into(),
+            class: ErrorClass::Transient,
+        }
+    }
+
     /// True when the code is one of those listed (for "already in the wanted state" checks).
     pub fn is(&self, codes: &[&str]) -> bool {
         codes.contains(&self.code.as_str())

@@ -1,5 +1,5 @@
 //! Batching of SQS writes: requests that arrive while a batch call is in flight are sent
-//! together in the next one (up to SQS's 10 entries). A batcher may also linger a moment after
+//! together in the next one (up to SQS's 10 entries; the flush splits them further by bytes). A batcher may also linger a moment after
 //! its first entry for more, where a short delay costs nothing (deleting a finished message) and
 //! fuller batches save calls.
 
@@ -12,33 +12,32 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// SQS batch calls take at most ten entries.
-pub const MAX_BATCH: usize = 10;
+use crate::sqs::MAX_BATCH_ENTRIES as MAX_BATCH;
 
-type Request<T> = (T, oneshot::Sender<Result<(), String>>);
+type Request<T, E> = (T, oneshot::Sender<Result<(), E>>);
 
 /// A handle to submit entries; the flushing task ends when every handle is dropped and the
 /// queue is drained, which is how shutdown flushes what is pending.
 #[derive(Debug)]
-pub struct Batcher<T> {
-    sender: mpsc::UnboundedSender<Request<T>>,
+pub struct Batcher<T, E = String> {
+    sender: mpsc::UnboundedSender<Request<T, E>>,
 }
 
-impl<T> Clone for Batcher<T> {
+impl<T, E> Clone for Batcher<T, E> {
     fn clone(&self) -> Self {
         Self { sender: self.sender.clone() }
     }
 }
 
-impl<T: Send + 'static> Batcher<T> {
+impl<T: Send + 'static, E: From<&'static str> + Send + 'static> Batcher<T, E> {
     /// Starts the flushing task. `flush` gets up to ten entries and returns one result per entry,
     /// in order; a batch waits at most `linger` after its first entry for the rest.
     pub fn spawn<F, Fut>(linger: Duration, flush: F) -> (Self, JoinHandle<()>)
     where
         F: Fn(Vec<T>) -> Fut + Send + 'static,
-        Fut: Future<Output = Vec<Result<(), String>>> + Send,
+        Fut: Future<Output = Vec<Result<(), E>>> + Send,
     {
-        let (sender, mut receiver) = mpsc::unbounded_channel::<Request<T>>();
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Request<T, E>>();
         let task = tokio::spawn(async move {
             while let Some(first) = receiver.recv().await {
                 let mut batch = vec![first];
@@ -58,7 +57,7 @@ impl<T: Send + 'static> Batcher<T> {
                 let (entries, replies): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
                 let mut results = flush(entries).await.into_iter();
                 for reply in replies {
-                    let result = results.next().unwrap_or_else(|| Err("the batch returned no result".into()));
+                    let result = results.next().unwrap_or_else(|| Err(E::from("the batch returned no result")));
                     // The submitter may have given up waiting; its loss.
                     let _ = reply.send(result);
                 }
@@ -76,10 +75,10 @@ impl<T: Send + 'static> Batcher<T> {
     }
 
     /// Queues `entry` for the next batch and waits for its own result.
-    pub async fn submit(&self, entry: T) -> Result<(), String> {
+    pub async fn submit(&self, entry: T) -> Result<(), E> {
         let (reply, result) = oneshot::channel();
-        self.sender.send((entry, reply)).map_err(|_| "the batcher has stopped".to_owned())?;
-        result.await.map_err(|_| "the batcher dropped the entry".to_owned())?
+        self.sender.send((entry, reply)).map_err(|_| E::from("the batcher has stopped"))?;
+        result.await.map_err(|_| E::from("the batcher dropped the entry"))?
     }
 }
 
@@ -92,7 +91,7 @@ mod tests {
     async fn entries_waiting_together_share_a_call() {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let seen = sizes.clone();
-        let (batcher, task) = Batcher::spawn(Duration::ZERO, move |entries: Vec<u32>| {
+        let (batcher, task) = Batcher::<u32, String>::spawn(Duration::ZERO, move |entries: Vec<u32>| {
             seen.lock().unwrap().push(entries.len());
             async move { entries.iter().map(|e| if e % 7 == 0 { Err(format!("{e} failed")) } else { Ok(()) }).collect() }
         });
@@ -115,7 +114,7 @@ mod tests {
     async fn a_lingering_batch_fills_up_then_leaves_on_time() {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let seen = sizes.clone();
-        let (batcher, task) = Batcher::spawn(Duration::from_millis(200), move |entries: Vec<u32>| {
+        let (batcher, task) = Batcher::<u32, String>::spawn(Duration::from_millis(200), move |entries: Vec<u32>| {
             seen.lock().unwrap().push(entries.len());
             async move { entries.iter().map(|_| Ok(())).collect() }
         });

@@ -112,9 +112,16 @@ pub struct ResultsConfig {
 pub struct WorkersConfig {
     /// Jobs run at once by this replica.
     pub concurrency: usize,
-    /// Longest time one job may take; a job past it is retried later.
+    /// Longest time one job's work may take (its AWS calls); a job past it is retried later.
+    /// Waiting for the AssumeRoot pace, for a throttled call's retry or for another job's
+    /// AssumeRoot is not work and does not count.
     #[serde(with = "humantime_serde")]
     pub job_timeout: Duration,
+    /// Longest time one delivery of a job may spend waiting out throttling (the AssumeRoot pace,
+    /// throttled calls). Past it the job is retried later like any transient failure, which
+    /// costs an attempt: a bound, so that a storm that never ends cannot hold messages forever.
+    #[serde(with = "humantime_serde")]
+    pub max_throttle_wait: Duration,
     /// Jobs run at once for one account by this replica (root actions on one account never race).
     pub per_account: usize,
     /// OS threads that run the daemon's tasks. 1 runs everything on one thread, which costs
@@ -126,7 +133,13 @@ pub struct WorkersConfig {
 
 impl Default for WorkersConfig {
     fn default() -> Self {
-        Self { concurrency: 32, job_timeout: Duration::from_secs(60), per_account: 1, runtime_threads: 1 }
+        Self {
+            concurrency: 32,
+            job_timeout: Duration::from_secs(60),
+            max_throttle_wait: Duration::from_secs(30 * 60),
+            per_account: 1,
+            runtime_threads: 1,
+        }
     }
 }
 
@@ -392,6 +405,14 @@ impl Config {
                 problem(format!("{key} is required"));
             }
         }
+        if let (Some(intake), Some(dead_letter)) = (&self.intake.queue_url, &self.intake.dead_letter_queue_url)
+            && crate::sqs::is_fifo(intake) != crate::sqs::is_fifo(dead_letter)
+        {
+            problem(format!(
+                "intake.queue_url and intake.dead_letter_queue_url must both be FIFO queues (`.fifo`) or both standard: \
+                 SQS moves messages only between queues of one kind (intake `{intake}`, dead-letter queue `{dead_letter}`)"
+            ));
+        }
         let intake = &self.intake;
         if intake.visibility_timeout < Duration::from_secs(1) || intake.visibility_timeout > Duration::from_secs(12 * 3600) {
             problem("intake.visibility_timeout must be between 1s and 12h".into());
@@ -413,6 +434,14 @@ impl Config {
         }
         if self.workers.runtime_threads > 256 {
             problem("workers.runtime_threads must be between 0 (one per CPU) and 256".into());
+        }
+        if self.workers.max_throttle_wait < Duration::from_secs(1)
+            || self.workers.max_throttle_wait > Duration::from_secs(11 * 3600)
+        {
+            problem(
+                "workers.max_throttle_wait must be between 1s and 11h (a message stays hidden at most 12h after it is received)"
+                    .into(),
+            );
         }
         if self.workers.per_account == 0 {
             problem("workers.per_account must be at least 1".into());
@@ -580,5 +609,18 @@ mod tests {
     fn a_missing_required_file_is_an_error() {
         let error = Config::load(Path::new("/nonexistent/rootwarden.toml"), true, []).unwrap_err();
         assert!(error.problems[0].contains("not found"), "{error}");
+    }
+
+    #[test]
+    fn a_fifo_intake_needs_a_fifo_dead_letter_queue() {
+        let mixed = r#"
+            [intake]
+            queue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs.fifo"
+            dead_letter_queue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs-dlq"
+        "#;
+        let text = Config::from_toml(mixed).unwrap_err().problems.join("\n");
+        assert!(text.contains("must both be FIFO queues (`.fifo`) or both standard"), "{text}");
+        let both = mixed.replace("jobs-dlq", "jobs-dlq.fifo");
+        Config::from_toml(&both).expect("two FIFO queues are a valid pair");
     }
 }

@@ -90,7 +90,13 @@ impl Daemon {
             Acknowledger::start(&clients, &metrics, &intake_url, &dead_letter_url, config.results.queue_url.as_deref());
         let hard_stop = CancellationToken::new();
         let context = Arc::new(WorkerContext {
-            sessions: SessionCache::new(&clients, config.sessions.clone(), config.policy.assume_root_rate, metrics.clone()),
+            sessions: SessionCache::new(
+                &clients,
+                config.sessions.clone(),
+                config.policy.assume_root_rate,
+                config.workers.job_timeout,
+                metrics.clone(),
+            ),
             organization: Organization::new(clients.clone(), metrics.clone()),
             accounts: AccountLimiter::new(config.workers.per_account),
             acknowledger,
@@ -141,13 +147,20 @@ async fn wait_until_ready(context: &WorkerContext, intake_url: &str, shutdown: &
             .sqs
             .get_queue_attributes()
             .queue_url(intake_url)
-            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .attribute_names(QueueAttributeName::MaximumMessageSize)
             .send();
         let intake = aws::call(&context.metrics, "sqs", "GetQueueAttributes", request).await;
         let features = context.organization.features().await;
         match (intake, features) {
-            (Ok(_), Ok(features)) => {
+            (Ok(intake), Ok(features)) => {
                 tracing::info!(features = ?features, "The intake queue answers and the organization features were read.");
+                let intake_limit = intake
+                    .attributes()
+                    .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
+                    .and_then(|v| v.parse::<usize>().ok());
+                if let Some(intake_limit) = intake_limit {
+                    warn_if_dead_letters_cannot_fit(context, intake_limit).await;
+                }
                 return true;
             }
             (Err(error), _) => tracing::warn!(%error, "The intake queue does not answer yet."),
@@ -158,6 +171,19 @@ async fn wait_until_ready(context: &WorkerContext, intake_url: &str, shutdown: &
             _ = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The dead-letter copy of a message is its body and attributes plus the outcome and reason: a
+/// dead-letter queue with a smaller size limit than the intake cannot hold every message.
+async fn warn_if_dead_letters_cannot_fit(context: &WorkerContext, intake_limit: usize) {
+    let dead_letter_limit = context.acknowledger.dead_letter_limit().await;
+    if dead_letter_limit < intake_limit {
+        tracing::warn!(
+            intake_limit,
+            dead_letter_limit,
+            "The dead-letter queue's MaximumMessageSize is smaller than the intake queue's: a rejected or failed message too large for it stays in the intake queue for SQS's redrive policy, without its reason. Give both queues the same MaximumMessageSize."
+        );
     }
 }
 
@@ -183,9 +209,14 @@ async fn poll(
         };
         health.beat();
         let mut receive = {
-            let (context, url, max, wait) =
-                (context.clone(), intake_url.to_owned(), permits.num_permits(), config.intake.wait_time);
-            Box::pin(async move { intake::receive(&context.clients, &context.metrics, &url, max, wait).await })
+            let (context, url, max, wait, visibility) = (
+                context.clone(),
+                intake_url.to_owned(),
+                permits.num_permits(),
+                config.intake.wait_time,
+                config.intake.visibility_timeout,
+            );
+            Box::pin(async move { intake::receive(&context.clients, &context.metrics, &url, max, wait, visibility).await })
         };
         let received = tokio::select! {
             received = &mut receive => received,

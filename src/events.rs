@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::aws::AwsCallError;
 use crate::metrics::Metrics;
 use crate::outcome::JobResult;
 
@@ -18,6 +19,11 @@ pub fn job_ended(metrics: &Metrics, result: &JobResult, result_json: &str, elaps
     } else {
         tracing::info!(target: "rootwarden::result", outcome, result = result_json, "The job ended.");
     }
+}
+
+/// A task call was throttled: the task runs again after `delay`, within the same attempt.
+pub fn task_throttled(error: &AwsCallError, delay: Duration) {
+    tracing::warn!(code = %error.code, operation = error.operation, pause_ms = delay.as_millis() as u64, "A task call was throttled; pausing, then running the task again within this attempt.");
 }
 
 /// A job failed transiently and will come back.

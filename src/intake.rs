@@ -25,6 +25,8 @@ pub struct Received {
     pub provenance: Provenance,
     /// The producer's message attributes (kept when the message is dead-lettered).
     pub attributes: HashMap<String, MessageAttributeValue>,
+    /// The FIFO message group (FIFO intake queues only), kept when the message is dead-lettered.
+    pub group_id: Option<String>,
 }
 
 impl Received {
@@ -41,6 +43,7 @@ impl Received {
             receive_count: number(&MessageSystemAttributeName::ApproximateReceiveCount).unwrap_or(1) as u32,
             provenance: Provenance { sender_id: system.get(&MessageSystemAttributeName::SenderId).cloned(), sent_at },
             attributes: message.message_attributes.unwrap_or_default(),
+            group_id: system.get(&MessageSystemAttributeName::MessageGroupId).cloned(),
         })
     }
 
@@ -50,13 +53,16 @@ impl Received {
     }
 }
 
-/// Long-polls the intake queue for up to `max` messages (at most 10).
+/// Long-polls the intake queue for up to `max` messages (at most 10), each hidden for
+/// `visibility` (the daemon's `intake.visibility_timeout`, which its heartbeat extends, not the
+/// queue's default).
 pub async fn receive(
     clients: &Clients,
     metrics: &Metrics,
     queue_url: &str,
     max: usize,
     wait: Duration,
+    visibility: Duration,
 ) -> Result<Vec<Received>, AwsCallError> {
     let request = clients
         .sqs
@@ -64,9 +70,11 @@ pub async fn receive(
         .queue_url(queue_url)
         .max_number_of_messages(max.clamp(1, 10) as i32)
         .wait_time_seconds(wait.as_secs() as i32)
+        .visibility_timeout(visibility.as_secs().min(43_200) as i32)
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .message_system_attribute_names(MessageSystemAttributeName::SenderId)
         .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+        .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
         .message_attribute_names("All")
         .send();
     let output = aws::call(metrics, "sqs", "ReceiveMessage", request).await?;

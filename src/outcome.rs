@@ -166,12 +166,12 @@ impl JobResult {
             account_id,
             task,
             outcome: ending.outcome,
-            reason: ending.reason,
+            reason: ending.reason.map(|reason| cut_reason(&reason)),
             error_code: ending.error_code,
             requested_by,
             ticket,
             dry_run,
-            findings: ending.findings,
+            findings: bound_findings(ending.findings),
             root_session_access_key_id: ending.access_key_id,
             attempt: delivery.attempt,
             message_id: delivery.message_id.clone(),
@@ -180,13 +180,83 @@ impl JobResult {
         }
     }
 
+    /// Adds a sentence to the reason (what happened to the message after the outcome).
+    pub fn note(&mut self, text: &str) {
+        self.reason = Some(match self.reason.take() {
+            Some(reason) => format!("{reason}; {text}"),
+            None => text.to_owned(),
+        });
+    }
+
     /// The task label of metrics: the task, or `unknown` for a message without one.
     pub fn task_label(&self) -> &'static str {
         self.task.map_or("unknown", Task::as_str)
     }
 }
 
+/// A reason longer than this many characters is cut: reasons may echo a message's values, and
+/// a result must always be small enough to send.
+pub const MAX_REASON_CHARS: usize = 1024;
+
+/// Findings whose JSON is longer than this many bytes are replaced by a marker with their
+/// beginning, so a result stays well within SQS's smallest default message size (256 KiB).
+pub const MAX_FINDINGS_BYTES: usize = 128 * 1024;
+
+/// How much of oversized findings the marker keeps.
+const FINDINGS_PREVIEW_CHARS: usize = 4096;
+
+fn cut_reason(reason: &str) -> String {
+    let total = reason.chars().count();
+    if total <= MAX_REASON_CHARS {
+        return reason.to_owned();
+    }
+    let kept: String = reason.chars().take(MAX_REASON_CHARS).collect();
+    format!("{kept}… [{} more characters cut]", total - MAX_REASON_CHARS)
+}
+
+fn bound_findings(findings: serde_json::Value) -> serde_json::Value {
+    let json = findings.to_string();
+    if json.len() <= MAX_FINDINGS_BYTES {
+        return findings;
+    }
+    serde_json::json!({
+        "truncated": true,
+        "original_bytes": json.len(),
+        "preview": json.chars().take(FINDINGS_PREVIEW_CHARS).collect::<String>(),
+    })
+}
+
 /// RFC 3339 with millisecond precision, UTC.
 pub fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result_with(ending: Ending) -> JobResult {
+        let header = JobHeader::default();
+        let delivery = Delivery { message_id: "m".into(), attempt: 1, started_at: SystemTime::now() };
+        JobResult::new(JobFacts::Salvaged(&header), &delivery, ending, false)
+    }
+
+    #[test]
+    fn an_echoed_reason_is_cut_with_a_marker() {
+        let result = result_with(Ending::rejected("job.invalid", format!("task: `{}` is not one", "x".repeat(250_000))));
+        let reason = result.reason.unwrap();
+        assert!(reason.chars().count() < MAX_REASON_CHARS + 40, "{}", reason.len());
+        assert!(reason.ends_with("more characters cut]"), "{}", &reason[reason.len() - 60..]);
+    }
+
+    #[test]
+    fn oversized_findings_are_replaced_by_a_marker() {
+        let big = serde_json::json!({"previous_policy": "p".repeat(MAX_FINDINGS_BYTES)});
+        let result = result_with(Ending::done(Outcome::Succeeded, big, None));
+        assert_eq!(result.findings["truncated"], true);
+        assert!(result.findings["original_bytes"].as_u64().unwrap() > MAX_FINDINGS_BYTES as u64);
+        assert!(serde_json::to_string(&result).unwrap().len() < 16 * 1024);
+        let small = serde_json::json!({"password_present": true});
+        assert_eq!(result_with(Ending::done(Outcome::Succeeded, small.clone(), None)).findings, small);
+    }
 }

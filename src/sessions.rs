@@ -125,12 +125,21 @@ pub struct SessionCache {
     sts: aws_sdk_sts::Client,
     settings: SessionsConfig,
     limiter: RateLimiter,
+    call_timeout: Duration,
     metrics: Metrics,
 }
 
 impl SessionCache {
-    /// A cache that assumes sessions through `clients.sts`, at most `assume_root_rate` per second.
-    pub fn new(clients: &Clients, settings: SessionsConfig, assume_root_rate: f64, metrics: Metrics) -> Self {
+    /// A cache that assumes sessions through `clients.sts`, at most `assume_root_rate` per second;
+    /// one AssumeRoot call that has not answered within `call_timeout` is a transient failure
+    /// (the waits around the calls are bounded by the caller).
+    pub fn new(
+        clients: &Clients,
+        settings: SessionsConfig,
+        assume_root_rate: f64,
+        call_timeout: Duration,
+        metrics: Metrics,
+    ) -> Self {
         // The SDK's own retries would bypass the rate limiter; this cache retries throttling itself.
         let sts_config = aws_sdk_sts::config::Builder::from(&clients.sdk)
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
@@ -140,12 +149,13 @@ impl SessionCache {
             sts: aws_sdk_sts::Client::from_conf(sts_config),
             settings,
             limiter: RateLimiter::new(assume_root_rate),
+            call_timeout,
             metrics,
         }
     }
 
     /// A session for `(account_id, task)` with at least `min_remaining` left: the cached one, or
-    /// a new one. Throttling is waited out here (within the caller's deadline), so it never costs
+    /// a new one. Throttling is waited out here (the caller bounds the wait), so it never costs
     /// a job an attempt.
     pub async fn session(&self, account_id: &str, task: Task) -> Result<Arc<RootSession>, SessionError> {
         let entry = self.entry(account_id, task);
@@ -214,7 +224,9 @@ impl SessionCache {
                     .task_policy_arn(PolicyDescriptorType::builder().arn(task.policy_arn()).build())
                     .duration_seconds(self.settings.duration.as_secs() as i32)
                     .send();
-                let result = aws::call(&self.metrics, "sts", "AssumeRoot", request).await;
+                let result = tokio::time::timeout(self.call_timeout, aws::call(&self.metrics, "sts", "AssumeRoot", request))
+                    .await
+                    .unwrap_or_else(|_| Err(AwsCallError::timed_out("sts", "AssumeRoot")));
                 self.metrics.assume_root_duration.observe(started.elapsed().as_secs_f64());
                 let output = match result {
                     Ok(output) => output,

@@ -5,6 +5,7 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use crate::aws::{self, AwsCallError, Clients};
 use crate::job::{CredentialKind, JobMessage};
 use crate::metrics::Metrics;
+use crate::sqs::{FifoFields, is_fifo};
 
 /// A job as the `submit` command's flags describe it.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +48,14 @@ pub enum SubmitError {
 impl NewJob {
     /// The message body, validated exactly as the daemon validates it.
     pub fn body(&self) -> Result<String, SubmitError> {
+        self.message().map(|(body, _)| body)
+    }
+
+    /// The message body and, for a FIFO intake queue, its fields: the account as the message
+    /// group (SQS then hands out one account's jobs in order, one delivery at a time) and the
+    /// job id, the producer's idempotency key, as the deduplication id (a second post of one job
+    /// id within SQS's five-minute window is accepted and dropped).
+    pub fn message(&self) -> Result<(String, FifoFields), SubmitError> {
         let job_id = self.job_id.clone().unwrap_or_else(|| format!("cli-{:016x}", rand::random::<u64>()));
         let message = JobMessage {
             version: 1,
@@ -62,15 +71,18 @@ impl NewJob {
             dry_run: self.dry_run.then_some(true),
         };
         let body = serde_json::to_string(&message).expect("jobs serialize");
-        crate::job::Job::parse(&body)?;
-        Ok(body)
+        let job = crate::job::Job::parse(&body)?;
+        Ok((body, FifoFields::new(&job.account_id, &job.job_id)))
     }
 }
 
 /// Sends the job to the intake queue and returns the SQS message id.
 pub async fn submit(clients: &Clients, queue_url: &str, job: &NewJob) -> Result<String, SubmitError> {
-    let body = job.body()?;
+    let (body, fifo) = job.message()?;
     let mut request = clients.sqs.send_message().queue_url(queue_url).message_body(body);
+    if is_fifo(queue_url) {
+        request = request.message_group_id(fifo.group_id).message_deduplication_id(fifo.deduplication_id);
+    }
     if let Some(traceparent) = &job.traceparent {
         let value =
             MessageAttributeValue::builder().data_type("String").string_value(traceparent).build().expect("data type set");

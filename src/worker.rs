@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::ack::Acknowledger;
+use crate::ack::{Acknowledger, Disposal};
 use crate::aws::{AwsCallError, Clients, ErrorClass};
 use crate::config::{Config, PolicyConfig};
 use crate::events;
@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::outcome::{Delivery, Ending, JobFacts, JobResult};
 use crate::policy::{self, AccountLimiter, CheckError, Organization, PolicyHandle};
 use crate::sessions::{SessionCache, SessionError};
+use crate::sqs::SendError;
 use crate::tasks::{self, TaskContext};
 
 /// Everything workers share.
@@ -68,6 +69,7 @@ enum JobFailure {
     Task { error: AwsCallError, access_key_id: String },
     Unavailable(AwsCallError),
     TimedOut,
+    ThrottledTooLong,
 }
 
 /// Handles one message to its end.
@@ -161,7 +163,7 @@ async fn decide(message: &Received, context: &WorkerContext) -> Decision {
     Decision::Final { facts: Box::new(Facts::Parsed(job)), ending, dry_run }
 }
 
-/// The organization checks, the per-account slot, and the task within its timeout.
+/// The organization checks, the per-account slot, and the task.
 async fn run_checked(
     job: &Job,
     policy: &PolicyConfig,
@@ -174,29 +176,52 @@ async fn run_checked(
         Ok(()) => {}
     }
     let _slot = context.accounts.acquire(&job.account_id).await;
-    tokio::time::timeout(context.config.workers.job_timeout, run_task(job, dry_run, context))
-        .await
-        .unwrap_or(Err(JobFailure::TimedOut))
+    run_task(job, dry_run, context).await
 }
 
-/// Runs the task with a cached or new session; an expired token evicts the session and the
-/// task runs once more with a fresh one.
+/// The first pause after a throttled task call; it doubles (with jitter) up to the maximum.
+const THROTTLED_TASK_PAUSE: Duration = Duration::from_secs(1);
+const THROTTLED_TASK_PAUSE_MAX: Duration = Duration::from_secs(30);
+
+/// Runs the task with a cached or new session. Only the task's own calls count against
+/// `workers.job_timeout`: waiting for a session (the AssumeRoot pace, STS throttling, another
+/// job's AssumeRoot) and pausing after a throttled task call are waits, bounded together by
+/// `workers.max_throttle_wait`, so a throttling storm never costs an attempt. An expired token
+/// evicts the session and the task runs once more with a fresh one; a throttled task runs again
+/// from the start after a pause (every task is safe to run again: what is done is found done).
 async fn run_task(job: &Job, dry_run: bool, context: &WorkerContext) -> Result<(tasks::TaskReport, String), JobFailure> {
     let region = job.region.as_deref().unwrap_or(context.clients.region());
-    let mut retried = false;
+    let workers = &context.config.workers;
+    let mut work_left = workers.job_timeout;
+    let waits_end = Instant::now() + workers.max_throttle_wait;
+    let mut pause = THROTTLED_TASK_PAUSE;
+    let mut retried_expired = false;
     loop {
-        let session = context.sessions.session(&job.account_id, job.task).await.map_err(JobFailure::Session)?;
+        let session = tokio::time::timeout_at(waits_end, context.sessions.session(&job.account_id, job.task))
+            .await
+            .map_err(|_| JobFailure::ThrottledTooLong)?
+            .map_err(JobFailure::Session)?;
         tracing::Span::current().record("rootwarden.root_session.access_key_id", session.access_key_id.as_str());
         let task_context =
             TaskContext { clients: &context.clients, metrics: &context.metrics, session: &session, region, dry_run };
-        match tasks::perform(job, task_context).await {
-            Ok(report) => return Ok((report, session.access_key_id.clone())),
-            Err(error) if error.class == ErrorClass::ExpiredToken && !retried => {
+        let started = Instant::now();
+        let performed = tokio::time::timeout(work_left, tasks::perform(job, task_context)).await;
+        work_left = work_left.saturating_sub(started.elapsed());
+        match performed {
+            Err(_) => return Err(JobFailure::TimedOut),
+            Ok(Ok(report)) => return Ok((report, session.access_key_id.clone())),
+            Ok(Err(error)) if error.class == ErrorClass::ExpiredToken && !retried_expired => {
                 tracing::info!(access_key_id = %session.access_key_id, "The root session expired; retrying with a fresh one.");
                 context.sessions.evict(&session);
-                retried = true;
+                retried_expired = true;
             }
-            Err(error) => return Err(JobFailure::Task { error, access_key_id: session.access_key_id.clone() }),
+            Ok(Err(error)) if error.class == ErrorClass::Throttled && Instant::now() + pause < waits_end => {
+                let delay = pause.mul_f64(rand::random_range(0.8..=1.0));
+                events::task_throttled(&error, delay);
+                tokio::time::sleep(delay).await;
+                pause = (pause * 2).min(THROTTLED_TASK_PAUSE_MAX);
+            }
+            Ok(Err(error)) => return Err(JobFailure::Task { error, access_key_id: session.access_key_id.clone() }),
         }
     }
 }
@@ -212,6 +237,12 @@ fn classify(failure: JobFailure, last_attempt: bool) -> Result<Ending, (String, 
         JobFailure::TimedOut => {
             (ErrorClass::Transient, "JobTimeout".into(), "the job did not finish within workers.job_timeout".into(), None)
         }
+        JobFailure::ThrottledTooLong => (
+            ErrorClass::Transient,
+            "ThrottleWaitExceeded".into(),
+            "the job waited out throttling for longer than workers.max_throttle_wait".into(),
+            None,
+        ),
     };
     match class {
         ErrorClass::Permanent => Ok(Ending::failed(&code, reason, access_key_id)),
@@ -256,22 +287,58 @@ async fn settle(
     }
 }
 
+/// The FIFO message group of a job's result and dead-letter copy: its account, or one group
+/// for every message that names no account.
+const NO_ACCOUNT_GROUP: &str = "rootwarden-no-account";
+
 /// Records the result, then acknowledges: dead letter first (so nothing is lost), then the
 /// result and the delete.
-async fn finish(result: JobResult, message: &Received, worker: OwnedSemaphorePermit, context: &WorkerContext, elapsed: Duration) {
+async fn finish(
+    mut result: JobResult,
+    message: &Received,
+    worker: OwnedSemaphorePermit,
+    context: &WorkerContext,
+    elapsed: Duration,
+) {
     let ack = &context.acknowledger;
     tracing::Span::current().record("rootwarden.outcome", result.outcome.as_str());
+    let group = result.account_id.clone().filter(|a| crate::job::is_account_id(a)).unwrap_or(NO_ACCOUNT_GROUP.into());
+    let mut disposal = Disposal::Delete;
     if result.outcome.goes_to_dead_letter_queue() {
         let reason = result.reason.as_deref().unwrap_or_default();
-        if let Err(error) = ack.dead_letter(message, result.outcome, reason).await {
-            // The message stays in the intake queue and comes back; its result is written then.
-            tracing::error!(%error, "Could not move the message to the dead-letter queue; it will be delivered again.");
-            return;
+        match ack.dead_letter(message, result.outcome, reason, &group).await {
+            Ok(()) => {}
+            Err(SendError::TooLarge { size, limit }) => {
+                // The copy cannot be made: the message stays in the intake queue for SQS's own
+                // redrive, never deleted. One result says so, on the last attempt.
+                if message.receive_count < context.config.intake.max_receive_count {
+                    let delay = backoff(&context.config, message.receive_count);
+                    events::job_retrying(
+                        "DeadLetterQueueTooSmall",
+                        "the dead-letter queue cannot hold the message",
+                        message.receive_count,
+                        delay,
+                    );
+                    if let Err(error) = ack.set_visibility(message, delay).await {
+                        tracing::warn!(%error, "Could not set the retry delay; the message returns after its visibility timeout.");
+                    }
+                    return;
+                }
+                result.note(&format!(
+                    "the dead-letter queue cannot hold this message ({size} bytes with the reason, its limit {limit}): it is left in the intake queue for SQS's redrive policy"
+                ));
+                disposal = Disposal::Keep;
+            }
+            Err(error) => {
+                // The message stays in the intake queue and comes back; its result is written then.
+                tracing::error!(%error, "Could not move the message to the dead-letter queue; it will be delivered again.");
+                return;
+            }
         }
     }
     let result_json = serde_json::to_string(&result).expect("results serialize");
     events::job_ended(&context.metrics, &result, &result_json, elapsed);
-    ack.complete(message, result_json, worker);
+    ack.complete(message, result_json, &group, worker, disposal);
 }
 
 /// Exponential backoff by receive count, with jitter so that retries of a burst spread out.

@@ -145,8 +145,18 @@ async fn a_job_slower_than_the_visibility_timeout_runs_once() {
     let (bucket, account) = seed.locked_buckets()[0].clone();
     local.fault(json!({"service": "s3", "operation": "GetBucketPolicy", "latency_ms": 3500, "count": 1}));
     let queues = Queues::new(&local, &seed).await;
+    // The queue's own default is shorter than the daemon's setting and its first heartbeat: the
+    // daemon's visibility_timeout applies from the receive on, not the queue's.
+    queues
+        .sqs
+        .set_queue_attributes()
+        .queue_url(seed.queue("intake"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await
+        .unwrap();
     let mut config = config(&local, &seed);
-    config.intake.visibility_timeout = Duration::from_secs(2);
+    config.intake.visibility_timeout = Duration::from_secs(4);
     let daemon = RunningDaemon::start(config).await;
 
     queues.send(&job("slow", &account, "S3UnlockBucketPolicy", json!({"bucket": bucket}))).await;

@@ -7,10 +7,12 @@ use tokio_util::sync::CancellationToken;
 use super::state::job_id;
 use super::{Shared, SweepError, SweepOptions};
 use crate::aws::{self, Clients};
+use crate::sqs::{MAX_BATCH_ENTRIES, is_fifo};
 use crate::submit::NewJob;
 
-/// SQS batch calls take at most ten entries.
-const BATCH: usize = 10;
+/// SQS batch calls take at most ten entries; a sweep's jobs are a few hundred bytes each, far
+/// below any queue's size limit, so entries alone bound a batch.
+const BATCH: usize = MAX_BATCH_ENTRIES;
 
 /// Posts `accounts` in order until done or `stop`; returns how many were posted.
 pub(super) async fn post_all(
@@ -70,14 +72,12 @@ async fn send(
     for (index, (account, attempt)) in batch.iter().zip(attempts).enumerate() {
         let job_id = job_id(sweep_id, account, attempt);
         let job = NewJob { job_id: Some(job_id), account_id: account.clone(), ..template.clone() };
-        let body = job.body().map_err(|e| SweepError::Invalid(vec![format!("account {account}: {e}")]))?;
-        entries.push(
-            SendMessageBatchRequestEntry::builder()
-                .id(index.to_string())
-                .message_body(body)
-                .build()
-                .expect("id and body set"),
-        );
+        let (body, fifo) = job.message().map_err(|e| SweepError::Invalid(vec![format!("account {account}: {e}")]))?;
+        let mut entry = SendMessageBatchRequestEntry::builder().id(index.to_string()).message_body(body);
+        if is_fifo(&options.intake_url) {
+            entry = entry.message_group_id(fifo.group_id).message_deduplication_id(fifo.deduplication_id);
+        }
+        entries.push(entry.build().expect("id and body set"));
     }
     let now = crate::outcome::rfc3339(std::time::SystemTime::now());
     // Marked before the send: a crash in between leaves a job shown as missing, which a resume

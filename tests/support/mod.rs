@@ -55,11 +55,17 @@ impl LocalAws {
 
     /// Seeds an organization and returns what was made.
     pub fn seed(&self, accounts: usize, locked_buckets: usize, locked_queues: usize) -> Seed {
+        self.seed_with(accounts, locked_buckets, locked_queues, &[])
+    }
+
+    /// Seeds with extra `localaws seed` flags (`--fifo`, `--max-message-size N`).
+    pub fn seed_with(&self, accounts: usize, locked_buckets: usize, locked_queues: usize, flags: &[&str]) -> Seed {
         let output = Command::new(python())
             .args(["-m", "localaws", "seed", "--endpoint", &self.endpoint, "--json"])
             .args(["--accounts", &accounts.to_string()])
             .args(["--locked-buckets", &locked_buckets.to_string()])
             .args(["--locked-queues", &locked_queues.to_string()])
+            .args(flags)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
@@ -282,14 +288,72 @@ impl Queues {
         self.send_with(body, None).await
     }
 
-    /// Posts a body with an optional `traceparent` attribute.
+    /// Posts a body with an optional `traceparent` attribute. On a FIFO intake queue the
+    /// message group is the body's `account_id` (or `none`) and a fresh deduplication id is used.
     pub async fn send_with(&self, body: &str, traceparent: Option<&str>) -> String {
         let mut request = self.sqs.send_message().queue_url(&self.seed_intake).message_body(body);
+        if self.seed_intake.ends_with(".fifo") {
+            let account = serde_json::from_str::<Value>(body)
+                .ok()
+                .and_then(|v| v["account_id"].as_str().map(|a| a.chars().filter(char::is_ascii_alphanumeric).take(64).collect()))
+                .filter(|a: &String| !a.is_empty())
+                .unwrap_or_else(|| "none".to_owned());
+            let dedup = format!("{:032x}", rand_id());
+            request = request.message_group_id(account).message_deduplication_id(dedup);
+        }
         if let Some(traceparent) = traceparent {
             let value = MessageAttributeValue::builder().data_type("String").string_value(traceparent).build().unwrap();
             request = request.message_attributes("traceparent", value);
         }
         request.send().await.unwrap().message_id.unwrap()
+    }
+
+    /// Waits for `count` dead-lettered messages with all their message attributes.
+    pub async fn dead_letters_raw(
+        &self,
+        count: usize,
+        deadline: Duration,
+    ) -> Vec<(String, std::collections::HashMap<String, MessageAttributeValue>)> {
+        self.drain(&self.seed_dead_letter, count, deadline).await
+    }
+
+    /// Every message that arrives on the results queue until it has been quiet for `quiet`
+    /// (after the first `expected` arrived, bounded by `deadline`): finds duplicates too.
+    pub async fn results_until_quiet(&self, expected: usize, quiet: Duration, deadline: Duration) -> Vec<Value> {
+        let mut results = self.results(expected, deadline).await;
+        let mut idle_since = Instant::now();
+        while idle_since.elapsed() < quiet {
+            let more = self.results_available(&self.seed_results).await;
+            if !more.is_empty() {
+                idle_since = Instant::now();
+            }
+            results.extend(more);
+        }
+        results
+    }
+
+    async fn results_available(&self, queue_url: &str) -> Vec<Value> {
+        let output = self
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let mut bodies = Vec::new();
+        for message in output.messages.unwrap_or_default() {
+            self.sqs
+                .delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(message.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+            bodies.push(serde_json::from_str(&message.body.unwrap_or_default()).unwrap());
+        }
+        bodies
     }
 
     /// Waits (long polling, bounded by `deadline`) for `count` results, deleting them.
@@ -364,6 +428,11 @@ impl Queues {
         }
         collected
     }
+}
+
+/// A random 128-bit id (deduplication ids, unique names).
+pub fn rand_id() -> u128 {
+    rand::random()
 }
 
 /// A v1 job body.

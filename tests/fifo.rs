@@ -1,0 +1,240 @@
+//! FIFO queues end to end (intake, dead-letter and results queues all FIFO): each outcome kind,
+//! a retry with backoff, `submit` and a sweep posting with groups and deduplication ids; and the
+//! README's scaling recipe with three replicas: one SIGKILLed with jobs in flight, the others
+//! finish everything, and with a FIFO intake no two jobs of one account ever run at once across
+//! the replicas (the local environment counts each account's root-session calls in flight).
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use rootwarden::aws::Clients;
+use rootwarden::job::{CredentialKind, Task};
+use rootwarden::submit::{self, NewJob};
+use rootwarden::sweep::{self, SweepOptions};
+use serde_json::{Value, json};
+use support::*;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(180);
+
+async fn clients(local: &LocalAws) -> Clients {
+    let aws = rootwarden::config::AwsConfig { endpoint_url: Some(local.endpoint.clone()), ..Default::default() };
+    Clients::new(rootwarden::aws::sdk_config(&aws, Some(credentials())).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_outcome_and_a_retry_through_fifo_queues() {
+    let local = LocalAws::start();
+    let seed = local.seed_with(4, 2, 0, &["--fifo"]);
+    assert!(seed.queue("intake").ends_with(".fifo") && seed.queue("dead_letter").ends_with(".fifo"));
+    let with_password = seed.account_with_password();
+    let buckets = seed.locked_buckets();
+    let (bucket, owner) = buckets[0].clone();
+    let (flaky_bucket, flaky_owner) = buckets[1].clone();
+    let other = seed.accounts().into_iter().find(|a| *a != owner).unwrap();
+    let queues = Queues::new(&local, &seed).await;
+    local.fault(json!({"service": "s3", "operation": "GetBucketPolicy", "error": "ServiceUnavailable", "count": 1}));
+    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+
+    // The retry first: the injected fault meets its first GetBucketPolicy.
+    queues.send(&job("retried", &flaky_owner, "S3UnlockBucketPolicy", json!({"bucket": flaky_bucket}))).await;
+    queues
+        .results(1, WAIT)
+        .await
+        .pop()
+        .filter(|r| r["outcome"] == "succeeded" && r["attempt"] == 2)
+        .expect("retried once, then done");
+    queues.send(&job("audit", &with_password, "IAMAuditRootUserCredentials", json!({}))).await;
+    queues.send(&job("already", &with_password, "IAMCreateRootUserPassword", json!({}))).await;
+    queues.send(&job("dry", &with_password, "IAMDeleteRootUserCredentials", json!({"dry_run": true}))).await;
+    queues.send("not a job").await;
+    queues.send(&job("not-yours", &other, "S3UnlockBucketPolicy", json!({"bucket": bucket}))).await;
+    // `submit` posts to a FIFO queue; the same job id posted twice is deduplicated by SQS.
+    let clients = clients(&local).await;
+    let audit = NewJob {
+        job_id: Some("submitted-once".into()),
+        account_id: with_password.clone(),
+        task: "IAMAuditRootUserCredentials".into(),
+        ..NewJob::default()
+    };
+    submit::submit(&clients, &seed.queue("intake"), &audit).await.unwrap();
+    submit::submit(&clients, &seed.queue("intake"), &audit).await.unwrap();
+
+    let results = queues.results_until_quiet(6, Duration::from_secs(3), WAIT).await;
+    let outcomes: BTreeMap<String, String> = results
+        .iter()
+        .map(|r| (r["job_id"].as_str().unwrap_or("-").to_owned(), r["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected = [
+        ("-", "rejected"),
+        ("already", "no_change"),
+        ("audit", "succeeded"),
+        ("dry", "dry_run"),
+        ("not-yours", "failed"),
+        ("submitted-once", "succeeded"),
+    ];
+    assert_eq!(outcomes, expected.map(|(j, o)| (j.to_owned(), o.to_owned())).into_iter().collect(), "{results:?}");
+    assert_eq!(results.len(), 6, "one result each; the second post of `submitted-once` was deduplicated");
+
+    let dead = queues.dead_letters(2, WAIT).await;
+    let dead: HashMap<&str, &str> = dead.iter().map(|(body, outcome, _)| (body.as_str(), outcome.as_str())).collect();
+    assert_eq!(dead["not a job"], "rejected");
+    assert_eq!(dead.len(), 2);
+    assert!(dead.values().any(|outcome| *outcome == "failed"));
+    daemon.stop().await;
+    assert_eq!(queues.intake_depth().await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_and_dead_letters_keep_the_account_as_their_message_group() {
+    let local = LocalAws::start();
+    let seed = local.seed_with(2, 0, 0, &["--fifo"]);
+    let account = seed.accounts()[0].clone();
+    let queues = Queues::new(&local, &seed).await;
+    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+    queues.send(&job("grouped", &account, "IAMAuditRootUserCredentials", json!({}))).await;
+    queues.send(&job("invalid", &account, "IAMAuditRootUserCredentials", json!({"bucket": "nope"}))).await;
+    for queue in ["results", "dead_letter"] {
+        let received = queues
+            .sqs
+            .receive_message()
+            .queue_url(seed.queue(queue))
+            .wait_time_seconds(10)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        let group = received[0].attributes().unwrap()[&MessageSystemAttributeName::MessageGroupId].clone();
+        assert_eq!(group, account, "{queue}");
+    }
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sweep_of_fifty_accounts_through_fifo_queues() {
+    let local = LocalAws::start();
+    let seed = local.seed_with(50, 0, 0, &["--fifo"]);
+    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fifo-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut options =
+        SweepOptions::new(Task::DeleteRootUserCredentials, seed.queue("intake"), seed.queue("results"), dir.join("delete.csv"));
+    options.credentials = Some(vec![CredentialKind::AccessKeys]);
+    options.ticket = Some("CHG-FIFO".into());
+    options.idle_timeout = Duration::from_secs(60);
+    let outcome = sweep::run(&clients(&local).await, options, CancellationToken::new()).await.unwrap();
+    assert!(outcome.complete, "{:?}", outcome.stopped);
+    assert_eq!((outcome.summary.targets, outcome.summary.failed), (50, 0));
+    for account in seed.accounts() {
+        assert!(local.root_state(&account)["access_keys"].as_array().unwrap().is_empty(), "{account}");
+    }
+    daemon.stop().await;
+}
+
+/// A port free now, for a replica's telemetry listener (read by the test).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn jobs_in_flight(port: u16) -> f64 {
+    let text = ureq::get(format!("http://127.0.0.1:{port}/metrics"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok());
+    text.map_or(0.0, |text| metric_value(&text, "rootwarden_jobs_in_flight"))
+}
+
+/// Three replicas on one intake queue take `JOBS_PER_ACCOUNT` password-recovery jobs for each
+/// account (a task whose calls are strictly one after the other, so calls in flight at once for
+/// one account mean jobs running at once; every root-session call slowed); one replica is
+/// SIGKILLed with jobs in flight. Returns the results (job id
+/// to results) and the most root-session calls ever in flight at once for one account.
+async fn three_replicas(fifo: bool) -> (HashMap<String, Vec<Value>>, u64) {
+    const ACCOUNTS: usize = 6;
+    const JOBS_PER_ACCOUNT: usize = 8;
+    let local = LocalAws::start();
+    let seed = if fifo { local.seed_with(ACCOUNTS, 0, 0, &["--fifo"]) } else { local.seed(ACCOUNTS, 0, 0) };
+    let queues = Queues::new(&local, &seed).await;
+    for round in 0..JOBS_PER_ACCOUNT {
+        for account in seed.accounts() {
+            queues
+                .send(&job(&format!("recover-{account}-{round}"), &account, "IAMCreateRootUserPassword", json!({})))
+                .await;
+        }
+    }
+    local.fault(json!({"service": "iam", "operation": "*", "latency_ms": 100}));
+    local.delete("/_localaws/root-concurrency");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut replicas: Vec<DaemonProcess> = ports
+        .iter()
+        .map(|port| {
+            DaemonProcess::start(
+                &config_toml(&local, &seed, "")
+                    .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
+                    .replace("wait_time = \"1s\"", "wait_time = \"1s\"\nvisibility_timeout = \"3s\""),
+                &[],
+            )
+        })
+        .collect();
+    // SIGKILL the first replica once it holds jobs.
+    let start = std::time::Instant::now();
+    while jobs_in_flight(ports[0]) < 2.0 {
+        assert!(start.elapsed() < WAIT, "the first replica never took two jobs:\n{}", replicas[0].log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    replicas[0].signal("KILL");
+    replicas[0].wait(Duration::from_secs(10));
+
+    let total = ACCOUNTS * JOBS_PER_ACCOUNT;
+    let results = queues.results_until_quiet(total, Duration::from_secs(5), WAIT).await;
+    let mut by_job: HashMap<String, Vec<Value>> = HashMap::new();
+    for result in results {
+        by_job.entry(result["job_id"].as_str().unwrap().to_owned()).or_default().push(result);
+    }
+    let concurrency = local.get("/_localaws/root-concurrency")["max_in_flight"].clone();
+    let most = concurrency.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).max().unwrap();
+    assert_eq!(by_job.len(), total, "nothing lost: every job has a result");
+    assert!(by_job.values().flatten().all(|r| r["outcome"] == "succeeded" || r["outcome"] == "no_change"));
+    assert!(
+        by_job.values().flatten().any(|r| r["attempt"].as_u64().unwrap() >= 2),
+        "the killed replica's jobs were delivered again"
+    );
+    let duplicates: usize = by_job.values().map(|r| r.len() - 1).sum();
+    println!(
+        "fifo={fifo}: {total} posted, {} results, {duplicates} duplicates, {} lost; most calls in flight for one account: {most}",
+        by_job.values().map(Vec::len).sum::<usize>(),
+        total - by_job.len()
+    );
+    for replica in &replicas[1..] {
+        replica.signal("TERM");
+    }
+    for replica in &mut replicas[1..] {
+        assert!(replica.wait(Duration::from_secs(60)).success());
+    }
+    assert_eq!(queues.intake_depth().await, (0, 0));
+    (by_job, most)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_on_a_fifo_queue_never_run_one_accounts_jobs_at_once() {
+    let (by_job, most) = three_replicas(true).await;
+    assert_eq!(most, 1, "no two jobs of one account ran at the same time across the replicas");
+    assert!(
+        by_job.values().all(|r| r.len() == 1),
+        "the FIFO results queue deduplicates a result sent again after the kill"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_on_a_standard_queue_lose_nothing_but_may_overlap_an_account() {
+    // The control for the test above: without FIFO groups, the per-replica limit alone lets
+    // replicas work on one account at once, which the environment's count sees.
+    let (_, most) = three_replicas(false).await;
+    assert!(most >= 2, "the concurrency count detects overlapping jobs (most {most})");
+}
