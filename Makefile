@@ -1,5 +1,5 @@
 # The two commands of the README. Each installs what it needs.
-.PHONY: demo test bench
+.PHONY: demo test bench env env-stop
 
 # Runs the daemon's main job against the embedded local AWS environment.
 demo:
@@ -12,3 +12,11 @@ test:
 # Runs the benchmarks and rewrites BENCHMARKS.md.
 bench:
 	scripts/bench
+
+# Keeps a seeded local AWS environment running with a ready configuration, and prints what to
+# run by hand; env-stop stops it (and a daemon started as it says).
+env:
+	scripts/env start
+
+env-stop:
+	scripts/env stop
