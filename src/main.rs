@@ -7,17 +7,67 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
-use rootwarden::config::{Config, ConfigError, DEFAULT_CONFIG_PATH, EXIT_CONFIG};
-use rootwarden::job::CredentialKind;
+use rootwarden::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
+use rootwarden::job::{CredentialKind, Task};
 use rootwarden::policy::PolicyHandle;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tokio_util::sync::CancellationToken;
 
+/// Exit statuses of every `rootwarden` command (sysexits.h values where one fits):
+///
+/// - 0: done (a sweep: every account has a result, none failed or was rejected); also `--help`
+///   and `--version`.
+/// - 1: the work failed: a sweep where an account failed or was rejected, an AWS call that
+///   failed (`submit`, `features`, a sweep's organization or queue calls), a sweep state file
+///   that cannot be read, `features status` with something off, an unhealthy `healthcheck`, the
+///   daemon stopped on an error.
+/// - 64 ([`exit::USAGE`], EX_USAGE): the command line is wrong: clap's own parse errors (an
+///   unknown command or flag, a missing or malformed value), an unknown task or one the command
+///   cannot run, a malformed account or OU id, a job `submit` would post that the daemon would
+///   reject, a sweep to resume that is not there. Said before any banner and any AWS call.
+/// - 75 ([`exit::INCOMPLETE`], EX_TEMPFAIL): a sweep stopped before every account had a
+///   result: resume it.
+/// - 78 ([`exit::CONFIG`], EX_CONFIG): the configuration is invalid, or lacks a queue the
+///   command needs.
+/// - 130 ([`exit::SECOND_SIGNAL`]): `run` got a second stop signal and exited without draining.
+mod exit {
+    /// A wrong command line.
+    pub const USAGE: u8 = 64;
+    /// A sweep stopped before every account had a result.
+    pub const INCOMPLETE: u8 = 75;
+    /// An unusable configuration.
+    pub const CONFIG: u8 = rootwarden::config::EXIT_CONFIG as u8;
+    /// `run` after a second stop signal.
+    pub const SECOND_SIGNAL: i32 = 130;
+}
+
+/// The end of the top-level `--help`: where the configuration comes from and the exit statuses.
+fn after_help() -> String {
+    format!(
+        "Configuration: --config PATH (default {DEFAULT_CONFIG_PATH}), then ROOTWARDEN_<SECTION>__<KEY> variables.\n\
+         Exit status: 0 done; 1 the work failed (a sweep's account failed or was rejected, an AWS call failed, \
+         a feature is off, unhealthy); {} wrong command line (nothing was sent to AWS); \
+         {} sweep incomplete (resume it); {} invalid configuration; \
+         {} run stopped by a second signal.",
+        exit::USAGE,
+        exit::INCOMPLETE,
+        exit::CONFIG,
+        exit::SECOND_SIGNAL
+    )
+}
+
 #[derive(Parser)]
-#[command(version, about = "Runs AWS centralized root access tasks from an SQS job queue")]
+#[command(version, about = "Runs AWS centralized root access tasks from an SQS job queue", after_help = after_help())]
 struct Cli {
-    /// Configuration file (TOML); ROOTWARDEN_<SECTION>__<KEY> variables override it.
-    #[arg(long, global = true, env = "ROOTWARDEN_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        env = "ROOTWARDEN_CONFIG",
+        value_name = "PATH",
+        help = format!(
+            "Configuration file (TOML; default {DEFAULT_CONFIG_PATH}); ROOTWARDEN_<SECTION>__<KEY> variables override it"
+        )
+    )]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -51,9 +101,10 @@ struct SubmitArgs {
     /// Member account id (12 digits).
     #[arg(long)]
     account: String,
-    /// One of the five task names.
-    #[arg(long)]
-    task: String,
+    /// IAMAuditRootUserCredentials, IAMDeleteRootUserCredentials, IAMCreateRootUserPassword,
+    /// S3UnlockBucketPolicy or SQSUnlockQueuePolicy.
+    #[arg(long, value_parser = parse_task)]
+    task: Task,
     /// Idempotency key (default: generated).
     #[arg(long)]
     job_id: Option<String>,
@@ -95,8 +146,8 @@ enum FeaturesAction {
 #[derive(clap::Args)]
 struct SweepArgs {
     /// IAMAuditRootUserCredentials, IAMDeleteRootUserCredentials or IAMCreateRootUserPassword.
-    #[arg(long)]
-    task: String,
+    #[arg(long, value_parser = parse_sweep_task)]
+    task: Task,
     /// For IAMDeleteRootUserCredentials: kinds to delete (password, access_keys,
     /// signing_certificates, mfa_devices); default all.
     #[arg(long, value_delimiter = ',')]
@@ -147,6 +198,36 @@ struct SweepArgs {
     results_url: Option<String>,
 }
 
+/// A task name, exact; the error names the five.
+fn parse_task(text: &str) -> Result<Task, String> {
+    text.parse().map_err(|_| {
+        let names: Vec<&str> = Task::ALL.iter().map(|task| task.as_str()).collect();
+        let (last, others) = names.split_last().expect("five tasks");
+        format!("not a task{}; the five tasks are {} and {last}", did_you_mean(text), others.join(", "))
+    })
+}
+
+/// " (did you mean T?)" when `text` is a task name in other letter case, else "".
+fn did_you_mean(text: &str) -> String {
+    let close = Task::ALL.iter().find(|task| task.as_str().eq_ignore_ascii_case(text.trim()));
+    close.map_or(String::new(), |task| format!(" (did you mean {task}?)"))
+}
+
+/// A task a sweep can run; the error names the three.
+fn parse_sweep_task(text: &str) -> Result<Task, String> {
+    let Ok(task) = parse_task(text) else {
+        return Err(format!(
+            "not a task{}; sweeps run only the three IAM tasks: {}",
+            did_you_mean(text),
+            rootwarden::sweep::task_names()
+        ));
+    };
+    match rootwarden::sweep::unsupported_task(task) {
+        None => Ok(task),
+        Some(reason) => Err(reason),
+    }
+}
+
 /// The daemon's runtime: one thread (a current-thread scheduler, no cross-thread wake-ups) or
 /// a multi-thread scheduler with `threads` workers (0: one per CPU).
 fn daemon_runtime(threads: usize) -> tokio::runtime::Runtime {
@@ -161,14 +242,27 @@ fn daemon_runtime(threads: usize) -> tokio::runtime::Runtime {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version are "errors" that exit 0; every parse error is a usage error.
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(exit::USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
     let explicit = cli.config.is_some();
     let path = cli.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     let env: HashMap<String, String> = std::env::vars().collect();
     // The daemon builds its own runtime from its configuration (workers.runtime_threads).
     let runtime = || tokio::runtime::Runtime::new().expect("a tokio runtime");
     match cli.command {
-        Command::Healthcheck { url } => runtime().block_on(healthcheck(&url)),
+        Command::Healthcheck { url } => match url.strip_prefix("http://") {
+            Some(rest) => runtime().block_on(healthcheck(rest)),
+            None => {
+                eprintln!("rootwarden: --url {url}: only http:// URLs are supported");
+                ExitCode::from(exit::USAGE)
+            }
+        },
         Command::CheckConfig => match load(&path, explicit, &env) {
             Ok(config) => {
                 print!("{}", toml_text(&config));
@@ -177,16 +271,31 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Submit(args) => {
-            // submit needs only [aws] and [intake]; the queue URL may come from the flag alone.
+            // The job is validated as the daemon will before anything else: a wrong one is a
+            // usage error, whatever the configuration. submit needs only [aws] and [intake]; the
+            // queue URL may come from the flag alone.
+            let intake_url = args.intake_url.clone();
+            let job = match new_job(*args) {
+                Ok(job) => job,
+                Err(code) => return code,
+            };
             match load_for_client(&path, explicit, &env) {
-                Ok(config) => runtime().block_on(submit(config, *args)),
+                Ok(config) => runtime().block_on(submit(config, job, intake_url)),
                 Err(code) => code,
             }
         }
         Command::Sweep(args) => {
-            // Like submit: only [aws], [intake] and [results] matter, and flags may replace them.
+            // Every flag is checked (and a sweep to resume found) before the banner and any AWS
+            // call. Like submit: only [aws], [intake] and [results] matter, and flags may replace them.
+            let options = match sweep_options(&args) {
+                Ok(options) => options,
+                Err(code) => return code,
+            };
             match load_for_client(&path, explicit, &env) {
-                Ok(config) => runtime().block_on(sweep(config, *args)),
+                Ok(config) => match with_queues(options, &args, &config) {
+                    Ok(options) => runtime().block_on(sweep(config, options)),
+                    Err(code) => code,
+                },
                 Err(code) => code,
             }
         }
@@ -203,7 +312,7 @@ fn main() -> ExitCode {
                 Ok(guard) => guard,
                 Err(error) => {
                     eprintln!("rootwarden: telemetry set-up failed: {error:#}");
-                    return ExitCode::from(EXIT_CONFIG as u8);
+                    return ExitCode::from(exit::CONFIG);
                 }
             };
             let result = daemon_runtime(config.workers.runtime_threads).block_on(run(config, path, explicit));
@@ -221,14 +330,14 @@ fn main() -> ExitCode {
 fn load(path: &std::path::Path, explicit: bool, env: &HashMap<String, String>) -> Result<Config, ExitCode> {
     Config::load(path, explicit, env.clone()).map_err(|error: ConfigError| {
         eprintln!("rootwarden: {error}");
-        ExitCode::from(EXIT_CONFIG as u8)
+        ExitCode::from(exit::CONFIG)
     })
 }
 
 fn load_for_client(path: &std::path::Path, explicit: bool, env: &HashMap<String, String>) -> Result<Config, ExitCode> {
     Config::load_for_client(path, explicit, env.clone()).map_err(|error: ConfigError| {
         eprintln!("rootwarden: {error}");
-        ExitCode::from(EXIT_CONFIG as u8)
+        ExitCode::from(exit::CONFIG)
     })
 }
 
@@ -251,7 +360,7 @@ async fn run(config: Config, path: PathBuf, explicit: bool) -> anyhow::Result<()
                 SIGHUP => reload_policy(&policy, &path, explicit),
                 _ if listener_shutdown.is_cancelled() => {
                     tracing::warn!("A second stop signal: exiting at once.");
-                    std::process::exit(130);
+                    std::process::exit(exit::SECOND_SIGNAL);
                 }
                 _ => {
                     tracing::info!(signal, "Stop signal received: no new jobs; draining.");
@@ -283,15 +392,12 @@ fn reload_policy(policy: &PolicyHandle, path: &std::path::Path, explicit: bool) 
     }
 }
 
-async fn submit(config: Config, args: SubmitArgs) -> ExitCode {
-    let Some(queue_url) = args.intake_url.clone().or(config.intake.queue_url.clone()) else {
-        eprintln!("rootwarden: no intake queue: pass --intake-url or set intake.queue_url");
-        return ExitCode::from(EXIT_CONFIG as u8);
-    };
+/// The job the flags describe, validated exactly as the daemon validates it (usage error: 64).
+fn new_job(args: SubmitArgs) -> Result<rootwarden::submit::NewJob, ExitCode> {
     let job = rootwarden::submit::NewJob {
         job_id: args.job_id,
         account_id: args.account,
-        task: args.task,
+        task: args.task.to_string(),
         bucket: args.bucket,
         queue_url: args.queue_url,
         region: args.region,
@@ -301,11 +407,29 @@ async fn submit(config: Config, args: SubmitArgs) -> ExitCode {
         dry_run: args.dry_run,
         traceparent: None,
     };
+    match job.body() {
+        Ok(_) => Ok(job),
+        Err(error) => {
+            eprintln!("rootwarden: {error}");
+            Err(ExitCode::from(exit::USAGE))
+        }
+    }
+}
+
+async fn submit(config: Config, job: rootwarden::submit::NewJob, intake_url: Option<String>) -> ExitCode {
+    let Some(queue_url) = intake_url.or(config.intake.queue_url.clone()) else {
+        eprintln!("rootwarden: no intake queue: pass --intake-url or set intake.queue_url");
+        return ExitCode::from(exit::CONFIG);
+    };
     let clients = rootwarden::aws::Clients::new(rootwarden::aws::sdk_config(&config.aws, None).await);
     match rootwarden::submit::submit(&clients, &queue_url, &job).await {
         Ok(message_id) => {
             println!("{message_id}");
             ExitCode::SUCCESS
+        }
+        Err(error @ rootwarden::submit::SubmitError::Invalid(_)) => {
+            eprintln!("rootwarden: {error}");
+            ExitCode::from(exit::USAGE)
         }
         Err(error) => {
             eprintln!("rootwarden: {error}");
@@ -340,11 +464,45 @@ async fn features(config: Config, action: FeaturesAction) -> ExitCode {
     }
 }
 
-/// Exit status of a sweep stopped before every account had a result: resume it later.
-const EXIT_INCOMPLETE: u8 = 75;
+/// The sweep the flags describe, checked without AWS ([`rootwarden::sweep::check`]): every
+/// problem of the command line at once (usage error: 64), or a state file that cannot be read (1).
+/// The queues are filled in from the configuration afterwards ([`with_queues`]).
+fn sweep_options(args: &SweepArgs) -> Result<rootwarden::sweep::SweepOptions, ExitCode> {
+    use rootwarden::sweep::{self, SweepError, SweepOptions};
+    let sweep_id = args.resume.clone().or(args.sweep_id.clone()).unwrap_or_else(sweep::state::new_sweep_id);
+    let report = args.report.clone().unwrap_or_else(|| PathBuf::from(format!("sweep-{sweep_id}")));
+    let mut options = SweepOptions::new(args.task, String::new(), String::new(), report);
+    options.credentials = args.credentials.clone();
+    options.selection =
+        sweep::Selection { exclude: args.exclude.clone(), exclude_ous: args.exclude_ou.clone(), include: args.include.clone() };
+    options.ticket = args.ticket.clone();
+    options.requested_by = std::env::var("USER").ok().map(|user| format!("rootwarden-sweep:{user}"));
+    options.dry_run = args.dry_run;
+    options.sweep_id = Some(sweep_id);
+    options.resume = args.resume.is_some();
+    options.retry_failed = args.retry_failed;
+    options.repost_pending = args.repost_pending;
+    options.max_in_flight = args.max_in_flight;
+    options.idle_timeout = args.idle_timeout;
+    match sweep::check(&options) {
+        Ok(()) => Ok(options),
+        Err(SweepError::Invalid(problems)) => {
+            problems.iter().for_each(|problem| eprintln!("rootwarden: {problem}"));
+            Err(ExitCode::from(exit::USAGE))
+        }
+        Err(error) => {
+            eprintln!("rootwarden: {error}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
 
-async fn sweep(config: Config, args: SweepArgs) -> ExitCode {
-    use rootwarden::sweep::{self, SweepOptions};
+/// The intake and results queues from the flags, else the configuration (78 when missing).
+fn with_queues(
+    mut options: rootwarden::sweep::SweepOptions,
+    args: &SweepArgs,
+    config: &Config,
+) -> Result<rootwarden::sweep::SweepOptions, ExitCode> {
     let (Some(intake_url), Some(results_url)) = (
         args.intake_url.clone().or(config.intake.queue_url.clone()),
         args.results_url.clone().or(config.results.queue_url.clone()),
@@ -352,29 +510,17 @@ async fn sweep(config: Config, args: SweepArgs) -> ExitCode {
         eprintln!(
             "rootwarden: a sweep needs the intake and results queues: set intake.queue_url and results.queue_url (or --intake-url, --results-url)"
         );
-        return ExitCode::from(EXIT_CONFIG as u8);
+        return Err(ExitCode::from(exit::CONFIG));
     };
-    let task = match args.task.parse() {
-        Ok(task) => task,
-        Err(error) => {
-            eprintln!("rootwarden: --task: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let sweep_id = args.resume.clone().or(args.sweep_id.clone()).unwrap_or_else(sweep::state::new_sweep_id);
-    let report = args.report.clone().unwrap_or_else(|| PathBuf::from(format!("sweep-{sweep_id}")));
-    let mut options = SweepOptions::new(task, intake_url, results_url, report);
-    options.credentials = args.credentials;
-    options.selection = sweep::Selection { exclude: args.exclude, exclude_ous: args.exclude_ou, include: args.include };
-    options.ticket = args.ticket;
-    options.requested_by = std::env::var("USER").ok().map(|user| format!("rootwarden-sweep:{user}"));
-    options.dry_run = args.dry_run;
-    options.sweep_id = Some(sweep_id.clone());
-    options.resume = args.resume.is_some();
-    options.retry_failed = args.retry_failed;
-    options.repost_pending = args.repost_pending;
-    options.max_in_flight = args.max_in_flight;
-    options.idle_timeout = args.idle_timeout;
+    options.intake_url = intake_url;
+    options.results_url = results_url;
+    Ok(options)
+}
+
+async fn sweep(config: Config, mut options: rootwarden::sweep::SweepOptions) -> ExitCode {
+    use rootwarden::sweep::{self, SweepError};
+    let sweep_id = options.sweep_id.clone().unwrap_or_default();
+    let task = options.task;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} accounts ({msg})")
@@ -411,13 +557,18 @@ async fn sweep(config: Config, args: SweepArgs) -> ExitCode {
                     outcome.sweep_id,
                     report.display()
                 );
-                ExitCode::from(EXIT_INCOMPLETE)
+                ExitCode::from(exit::INCOMPLETE)
             } else if outcome.summary.failed > 0 {
                 eprintln!("rootwarden: {} accounts failed or were rejected; see the report", outcome.summary.failed);
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
             }
+        }
+        // Checked before the banner; only a change between the check and the run gets here.
+        Err(SweepError::Invalid(problems)) => {
+            problems.iter().for_each(|problem| eprintln!("rootwarden: {problem}"));
+            ExitCode::from(exit::USAGE)
         }
         Err(error) => {
             eprintln!("rootwarden: {error}");
@@ -426,13 +577,10 @@ async fn sweep(config: Config, args: SweepArgs) -> ExitCode {
     }
 }
 
-/// A minimal HTTP/1.0 GET, so distroless images need no curl.
-async fn healthcheck(url: &str) -> ExitCode {
+/// A minimal HTTP/1.0 GET, so distroless images need no curl. `rest` is the URL without its
+/// `http://`.
+async fn healthcheck(rest: &str) -> ExitCode {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(rest) = url.strip_prefix("http://") else {
-        eprintln!("rootwarden: only http:// URLs are supported");
-        return ExitCode::FAILURE;
-    };
     let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(host).await?;

@@ -27,6 +27,27 @@ pub use accounts::Selection;
 pub use report::Summary;
 use state::{Definition, Paths, SweepState};
 
+/// The tasks a sweep runs: the three IAM tasks, which need nothing but the account. A bucket or
+/// queue unlock names its resource, so it is posted per account with `submit`.
+pub const TASKS: [Task; 3] = [Task::AuditRootUserCredentials, Task::DeleteRootUserCredentials, Task::CreateRootUserPassword];
+
+/// The tasks a sweep runs, as a sentence: "A, B and C".
+pub fn task_names() -> String {
+    format!("{}, {} and {}", TASKS[0], TASKS[1], TASKS[2])
+}
+
+/// Why `task` cannot be swept, naming the tasks that can; `None` for one of [`TASKS`].
+pub fn unsupported_task(task: Task) -> Option<String> {
+    if TASKS.contains(&task) {
+        return None;
+    }
+    let resource = if task == Task::S3UnlockBucketPolicy { "a bucket" } else { "a queue" };
+    Some(format!(
+        "sweeps run only the three IAM tasks: {} ({task} names {resource}: post it per account with `rootwarden submit`)",
+        task_names()
+    ))
+}
+
 /// Why a sweep could not start or go on.
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -137,8 +158,8 @@ impl SweepOptions {
 
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if !matches!(self.task, Task::AuditRootUserCredentials | Task::DeleteRootUserCredentials | Task::CreateRootUserPassword) {
-            problems.push(format!("--task {}: sweeps run the three IAM tasks (a bucket or queue is per account)", self.task));
+        if let Some(reason) = unsupported_task(self.task) {
+            problems.push(format!("--task {}: {reason}", self.task));
         }
         if self.credentials.is_some() && self.task != Task::DeleteRootUserCredentials {
             problems.push("--credentials: only for IAMDeleteRootUserCredentials".into());
@@ -207,13 +228,53 @@ impl Shared {
     }
 }
 
+/// Checks the options without calling AWS: every rule of the flags, then the state file (a
+/// sweep to resume must have one, holding that sweep and task; a new sweep must not find one, so
+/// no sweep's progress is overwritten). `Invalid` lists every problem of the command line; `State`
+/// is a state file that exists but cannot be read. The command calls it before it prints anything
+/// or builds a client; [`run`] calls it again.
+pub fn check(options: &SweepOptions) -> Result<(), SweepError> {
+    let mut problems = options.problems();
+    let paths = Paths::from_report(&options.report);
+    if options.resume {
+        // A malformed id is already a problem; its file name would only repeat it.
+        if let Some(id) = options.sweep_id.as_deref().filter(|id| state::is_sweep_id(id)) {
+            match resumable(options, id, &paths) {
+                Ok(_) => {}
+                Err(SweepError::Invalid(more)) => problems.extend(more),
+                Err(error) if problems.is_empty() => return Err(error),
+                Err(_) => {}
+            }
+        }
+    } else if paths.state.exists() {
+        problems.push(format!("{} exists: resume that sweep with --resume, or choose another --report", paths.state.display()));
+    }
+    if problems.is_empty() { Ok(()) } else { Err(SweepError::Invalid(problems)) }
+}
+
+/// The state of the sweep `id` to resume, when it is there and runs the options' task.
+fn resumable(options: &SweepOptions, id: &str, paths: &Paths) -> Result<SweepState, SweepError> {
+    if !paths.state.exists() {
+        return Err(SweepError::Invalid(vec![format!(
+            "--resume {id}: there is no sweep to resume at {} (give the --report of the sweep's first run)",
+            paths.state.display()
+        )]));
+    }
+    let state = SweepState::load(&paths.state)?;
+    let mut problems = Vec::new();
+    if state.definition.sweep_id != id {
+        problems.push(format!("{} holds sweep {}, not the one to resume", paths.state.display(), state.definition.sweep_id));
+    }
+    if state.definition.task != options.task {
+        problems.push(format!("sweep {} runs {}, not {}", state.definition.sweep_id, state.definition.task, options.task));
+    }
+    if problems.is_empty() { Ok(state) } else { Err(SweepError::Invalid(problems)) }
+}
+
 /// Runs (or resumes) a sweep until every target has a result, `cancel` fires, `stop_after` new
 /// results arrived, or nothing arrived for `idle_timeout`; then writes the report.
 pub async fn run(clients: &Clients, options: SweepOptions, cancel: CancellationToken) -> Result<SweepOutcome, SweepError> {
-    let problems = options.problems();
-    if !problems.is_empty() {
-        return Err(SweepError::Invalid(problems));
-    }
+    check(&options)?;
     let metrics = Metrics::new();
     let paths = Paths::from_report(&options.report);
     let state = prepare(clients, &metrics, &options, &paths).await?;
@@ -262,18 +323,8 @@ pub async fn run(clients: &Clients, options: SweepOptions, cancel: CancellationT
 /// Loads the state of a resumed sweep, or defines a new one from the organization.
 async fn prepare(clients: &Clients, metrics: &Metrics, options: &SweepOptions, paths: &Paths) -> Result<SweepState, SweepError> {
     if options.resume {
-        let state = SweepState::load(&paths.state)?;
-        let mut problems = Vec::new();
-        if Some(&state.definition.sweep_id) != options.sweep_id.as_ref() {
-            problems.push(format!("{} holds sweep {}, not the one to resume", paths.state.display(), state.definition.sweep_id));
-        }
-        if state.definition.task != options.task {
-            problems.push(format!("sweep {} runs {}, not {}", state.definition.sweep_id, state.definition.task, options.task));
-        }
-        if !problems.is_empty() {
-            return Err(SweepError::Invalid(problems));
-        }
-        let mut state = state;
+        let id = options.sweep_id.as_deref().unwrap_or_default();
+        let mut state = resumable(options, id, paths)?;
         if options.retry_failed {
             let again = state.retry_failed();
             tracing::info!(accounts = again.len(), "Failed accounts are posted again.");

@@ -1,0 +1,365 @@
+//! The command line without AWS: every usage error exits 64 (EX_USAGE) with its sentence on
+//! stderr, before any banner and before any connection to AWS; clap's own parse errors exit 64
+//! too, `--help` and `--version` 0; configuration problems keep 78.
+//!
+//! Each run points the binary at a sentinel: a local listener standing in for every AWS
+//! endpoint and queue, which counts the connections made to it. Valid commands do connect to
+//! it (the last tests), so "no connection" means the command stopped before any AWS call.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use rootwarden::config::DEFAULT_CONFIG_PATH;
+use rootwarden::job::Task;
+use rootwarden::sweep::state::{Definition, SweepState};
+
+const USAGE: i32 = 64;
+const CONFIG: i32 = 78;
+const SWEEP_TASKS: &str = "sweeps run only the three IAM tasks: IAMAuditRootUserCredentials, IAMDeleteRootUserCredentials and IAMCreateRootUserPassword";
+
+/// A listener standing in for AWS: it accepts and closes every connection, telling the test the
+/// peer address of each.
+struct Sentinel {
+    addr: SocketAddr,
+    accepted: Receiver<SocketAddr>,
+}
+
+impl Sentinel {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (sender, accepted) = channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                // Told before the close, which is what ends the binary's call.
+                let _ = sender.send(stream.peer_addr().unwrap());
+            }
+        });
+        Self { addr, accepted }
+    }
+
+    /// Connections made since the last call. A marker connection made now is accepted after
+    /// every earlier one (the accept queue is in order), so waiting for it counts them all.
+    fn connections(&self) -> usize {
+        let marker = TcpStream::connect(self.addr).unwrap().local_addr().unwrap();
+        let mut count = 0;
+        loop {
+            let peer = self.accepted.recv_timeout(Duration::from_secs(30)).expect("the sentinel accepts");
+            if peer == marker {
+                return count;
+            }
+            count += 1;
+        }
+    }
+}
+
+/// A directory with a configuration whose AWS endpoint and queues are the sentinel.
+struct Cli {
+    dir: PathBuf,
+    sentinel: Sentinel,
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+    /// Connections made to the sentinel (AWS) during the run.
+    connections: usize,
+}
+
+impl Cli {
+    fn new(name: &str) -> Self {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sentinel = Sentinel::start();
+        let cli = Self { dir, sentinel };
+        let url = cli.url();
+        cli.write_config(&format!(
+            "[aws]\nendpoint_url = \"{url}\"\nregion = \"us-east-1\"\nmax_attempts = 1\n\n\
+             [intake]\nqueue_url = \"{url}/123456789012/in\"\n\n\
+             [results]\nqueue_url = \"{url}/123456789012/results\"\n"
+        ));
+        cli
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.sentinel.addr)
+    }
+
+    fn write_config(&self, text: &str) {
+        std::fs::write(self.dir.join("rootwarden.toml"), text).unwrap();
+    }
+
+    /// Runs `rootwarden --config <dir>/rootwarden.toml ARGS` in the directory, with test
+    /// credentials and nothing else of this process's environment.
+    fn run(&self, args: &[&str]) -> Run {
+        let output = Command::new(env!("CARGO_BIN_EXE_rootwarden"))
+            .arg("--config")
+            .arg(self.dir.join("rootwarden.toml"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env_clear()
+            .env("AWS_ACCESS_KEY_ID", "AKIDCLITEST000000001")
+            .env("AWS_SECRET_ACCESS_KEY", "cli-test-secret")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", self.dir.join("no-aws-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.join("no-aws-credentials"))
+            .output()
+            .unwrap();
+        Run {
+            status: output.status.code().expect("an exit status, not a signal"),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            connections: self.sentinel.connections(),
+        }
+    }
+
+    /// Runs ARGS and checks a usage error: 64, `sentence` on stderr, no banner, no AWS call.
+    fn usage_error(&self, args: &[&str], sentence: &str) -> Run {
+        let run = self.run(args);
+        assert_eq!(run.status, USAGE, "{args:?}: {run:?}");
+        assert!(run.stderr.contains(sentence), "{args:?}: expected {sentence:?} on stderr: {run:?}");
+        assert!(!has_banner(&run.stderr), "no sweep banner before a usage error: {run:?}");
+        assert_eq!(run.connections, 0, "{args:?}: no AWS call before a usage error: {run:?}");
+        assert!(run.stdout.is_empty(), "{run:?}");
+        run
+    }
+}
+
+/// The sweep's banner, `rootwarden: sweep <id> (<task>)`, printed once its arguments are valid.
+fn has_banner(stderr: &str) -> bool {
+    stderr
+        .lines()
+        .any(|line| line.starts_with("rootwarden: sweep ") && Task::ALL.iter().any(|task| line.ends_with(&format!(" ({task})"))))
+}
+
+#[test]
+fn a_sweep_of_an_unlock_task_is_a_usage_error_naming_the_three_iam_tasks() {
+    let cli = Cli::new("unlock-sweep");
+    let run = cli.usage_error(&["sweep", "--task", "S3UnlockBucketPolicy"], SWEEP_TASKS);
+    assert!(
+        run.stderr.contains("S3UnlockBucketPolicy names a bucket: post it per account with `rootwarden submit`"),
+        "{run:?}"
+    );
+    let run = cli.usage_error(&["sweep", "--task", "SQSUnlockQueuePolicy"], SWEEP_TASKS);
+    assert!(run.stderr.contains("SQSUnlockQueuePolicy names a queue"), "{run:?}");
+}
+
+#[test]
+fn an_unknown_task_names_the_accepted_values() {
+    let cli = Cli::new("unknown-task");
+    cli.usage_error(
+        &["sweep", "--task", "IAMAuditRoot"],
+        &format!("invalid value 'IAMAuditRoot' for '--task <TASK>': not a task; {SWEEP_TASKS}"),
+    );
+    cli.usage_error(
+        &["submit", "--task", "Audit", "--account", "111122223333"],
+        "invalid value 'Audit' for '--task <TASK>': not a task; the five tasks are IAMAuditRootUserCredentials, \
+         IAMDeleteRootUserCredentials, IAMCreateRootUserPassword, S3UnlockBucketPolicy and SQSUnlockQueuePolicy",
+    );
+    // A name in other letter case is pointed at.
+    cli.usage_error(
+        &["submit", "--task", "s3unlockbucketpolicy", "--account", "111122223333"],
+        "not a task (did you mean S3UnlockBucketPolicy?); the five tasks are",
+    );
+    cli.usage_error(
+        &["sweep", "--task", "iamauditrootusercredentials"],
+        "not a task (did you mean IAMAuditRootUserCredentials?); sweeps run only",
+    );
+}
+
+#[test]
+fn malformed_ids_are_usage_errors_all_named_at_once() {
+    let cli = Cli::new("ids");
+    cli.usage_error(
+        &["sweep", "--task", "IAMAuditRootUserCredentials", "--exclude", "123"],
+        "rootwarden: --exclude 123: an account id is 12 digits",
+    );
+    let run = cli.usage_error(
+        &[
+            "sweep",
+            "--task",
+            "IAMAuditRootUserCredentials",
+            "--include",
+            "12345678901x",
+            "--exclude-ou",
+            "ou_bad",
+            "--sweep-id",
+            "a b",
+        ],
+        "rootwarden: --include 12345678901x: an account id is 12 digits",
+    );
+    assert!(
+        run.stderr.contains("rootwarden: --exclude-ou ou_bad: an organizational unit id looks like ou-ab12-cd34ef56"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("rootwarden: sweep id `a b`: 1 to 64 characters of A-Za-z0-9._:-"), "{run:?}");
+    cli.usage_error(
+        &["sweep", "--task", "IAMCreateRootUserPassword", "--credentials", "password"],
+        "rootwarden: --credentials: only for IAMDeleteRootUserCredentials",
+    );
+    cli.usage_error(
+        &["sweep", "--task", "IAMAuditRootUserCredentials", "--max-in-flight", "0"],
+        "rootwarden: --max-in-flight must be at least 1",
+    );
+}
+
+#[test]
+fn resuming_a_sweep_that_is_not_there_and_redefining_one_that_is_are_usage_errors() {
+    let cli = Cli::new("resume");
+    cli.usage_error(
+        &["sweep", "--task", "IAMAuditRootUserCredentials", "--resume", "nope"],
+        "rootwarden: --resume nope: there is no sweep to resume at sweep-nope.state.json (give the --report of the sweep's first run)",
+    );
+    cli.usage_error(
+        &["sweep", "--task", "IAMAuditRootUserCredentials", "--resume", "nope", "--report", "audit"],
+        "there is no sweep to resume at audit.state.json",
+    );
+    // A sweep to resume must be the one the state file holds, with its task.
+    let definition = Definition {
+        sweep_id: "s1".into(),
+        task: Task::AuditRootUserCredentials,
+        credentials: None,
+        ticket: None,
+        requested_by: None,
+        dry_run: false,
+    };
+    SweepState::new(definition, vec![], vec![]).save(&cli.dir.join("held.state.json")).unwrap();
+    cli.usage_error(
+        &["sweep", "--task", "IAMAuditRootUserCredentials", "--resume", "s2", "--report", "held"],
+        "rootwarden: held.state.json holds sweep s1, not the one to resume",
+    );
+    cli.usage_error(
+        &["sweep", "--task", "IAMDeleteRootUserCredentials", "--resume", "s1", "--report", "held"],
+        "rootwarden: sweep s1 runs IAMAuditRootUserCredentials, not IAMDeleteRootUserCredentials",
+    );
+    // A new sweep never overwrites another's progress.
+    std::fs::write(cli.dir.join("audit.state.json"), "{}").unwrap();
+    cli.usage_error(
+        &["sweep", "--task", "IAMAuditRootUserCredentials", "--report", "audit"],
+        "rootwarden: audit.state.json exists: resume that sweep with --resume, or choose another --report",
+    );
+    // A state file that is there but unreadable is not a usage error; still no banner, no AWS.
+    let run = cli.run(&["sweep", "--task", "IAMAuditRootUserCredentials", "--resume", "s1", "--report", "audit"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.stderr.contains("rootwarden: the sweep state file audit.state.json could not be used"), "{run:?}");
+    assert!(!has_banner(&run.stderr), "{run:?}");
+    assert_eq!(run.connections, 0, "{run:?}");
+}
+
+#[test]
+fn clap_parse_errors_exit_64_and_help_and_version_exit_0() {
+    let cli = Cli::new("clap");
+    cli.usage_error(&["sweep"], "error: the following required arguments were not provided:\n  --task <TASK>");
+    cli.usage_error(&["bogus"], "error: unrecognized subcommand 'bogus'");
+    cli.usage_error(&["sweep", "--task", "IAMAuditRootUserCredentials", "--bogus"], "error: unexpected argument '--bogus' found");
+    cli.usage_error(
+        &["sweep", "--task", "IAMDeleteRootUserCredentials", "--credentials", "passwords"],
+        "error: invalid value 'passwords' for '--credentials <CREDENTIALS>': `passwords` is not one of password, access_keys, signing_certificates, mfa_devices",
+    );
+    cli.usage_error(
+        &["sweep", "--task", "IAMAuditRootUserCredentials", "--retry-failed"],
+        "error: the following required arguments were not provided:\n  --resume <SWEEP_ID>",
+    );
+    cli.usage_error(
+        &["sweep", "--task", "IAMAuditRootUserCredentials", "--idle-timeout", "soon"],
+        "error: invalid value 'soon' for '--idle-timeout",
+    );
+    cli.usage_error(&[], "Usage: rootwarden [OPTIONS] <COMMAND>");
+
+    for args in [&["--help"][..], &["--version"], &["sweep", "--help"], &["help", "submit"]] {
+        let run = cli.run(args);
+        assert_eq!(run.status, 0, "{args:?}: {run:?}");
+        assert!(!run.stdout.is_empty() && run.stderr.is_empty(), "{args:?}: {run:?}");
+        assert_eq!(run.connections, 0);
+    }
+}
+
+#[test]
+fn help_shows_the_default_configuration_path_and_the_exit_statuses() {
+    let cli = Cli::new("help");
+    let run = cli.run(&["--help"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    let default = format!("default {DEFAULT_CONFIG_PATH}");
+    assert!(run.stdout.contains(&format!("--config <PATH>  Configuration file (TOML; {default})")), "{}", run.stdout);
+    assert!(run.stdout.contains("Exit status: 0 done;"), "{}", run.stdout);
+    assert!(run.stdout.contains("64 wrong command line"), "{}", run.stdout);
+    // The flag is global: every command's help shows it.
+    let run = cli.run(&["submit", "--help"]);
+    assert!(run.stdout.contains(&default), "{}", run.stdout);
+}
+
+#[test]
+fn a_job_submit_would_post_and_the_daemon_reject_is_a_usage_error() {
+    let cli = Cli::new("submit");
+    cli.usage_error(
+        &["submit", "--task", "S3UnlockBucketPolicy", "--account", "111122223333"],
+        "rootwarden: the job is invalid: bucket: required for S3UnlockBucketPolicy",
+    );
+    cli.usage_error(
+        &["submit", "--task", "IAMAuditRootUserCredentials", "--account", "123"],
+        "rootwarden: the job is invalid: account_id: must be exactly 12 digits",
+    );
+    cli.usage_error(
+        &["submit", "--task", "IAMAuditRootUserCredentials", "--account", "111122223333", "--bucket", "b"],
+        "rootwarden: the job is invalid: bucket: allowed only for S3UnlockBucketPolicy",
+    );
+}
+
+#[test]
+fn healthcheck_of_a_url_it_cannot_probe_is_a_usage_error() {
+    let cli = Cli::new("healthcheck");
+    cli.usage_error(
+        &["healthcheck", "--url", "https://127.0.0.1:9464/healthz"],
+        "rootwarden: --url https://127.0.0.1:9464/healthz: only http:// URLs are supported",
+    );
+}
+
+#[test]
+fn configuration_problems_keep_exit_status_78() {
+    let cli = Cli::new("config");
+    let url = cli.url();
+    // No results queue: a sweep cannot collect.
+    cli.write_config(&format!("[aws]\nendpoint_url = \"{url}\"\n[intake]\nqueue_url = \"{url}/123456789012/in\"\n"));
+    let run = cli.run(&["sweep", "--task", "IAMAuditRootUserCredentials"]);
+    assert_eq!(run.status, CONFIG, "{run:?}");
+    assert!(run.stderr.contains("rootwarden: a sweep needs the intake and results queues"), "{run:?}");
+    assert_eq!(run.connections, 0);
+    // A key that does not exist.
+    cli.write_config("[aws]\nendpoint = \"http://127.0.0.1:1\"\n");
+    for args in [
+        &["sweep", "--task", "IAMAuditRootUserCredentials"][..],
+        &["submit", "--task", "IAMAuditRootUserCredentials", "--account", "111122223333"],
+        &["check-config"],
+    ] {
+        let run = cli.run(args);
+        assert_eq!(run.status, CONFIG, "{args:?}: {run:?}");
+        assert!(run.stderr.contains("endpoint"), "{args:?}: {run:?}");
+        assert_eq!(run.connections, 0);
+    }
+    // A configuration file given but missing.
+    std::fs::remove_file(cli.dir.join("rootwarden.toml")).unwrap();
+    let run = cli.run(&["check-config"]);
+    assert_eq!(run.status, CONFIG, "{run:?}");
+}
+
+#[test]
+fn valid_commands_do_reach_aws_so_the_sentinel_sees_what_the_usage_errors_did_not() {
+    let cli = Cli::new("valid");
+    // The sentinel closes every connection: the call fails and the command says so (exit 1).
+    let run = cli.run(&["submit", "--task", "IAMAuditRootUserCredentials", "--account", "111122223333"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.connections > 0, "{run:?}");
+
+    let run = cli.run(&["sweep", "--task", "IAMAuditRootUserCredentials", "--report", "audit"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(has_banner(&run.stderr), "the banner comes once the arguments are valid: {run:?}");
+    assert!(run.stderr.contains("the organization could not be read"), "{run:?}");
+    assert!(run.connections > 0, "{run:?}");
+}
