@@ -98,8 +98,12 @@ async fn an_audit_sweep_reports_every_account_as_the_environment_holds_it() {
         assert_eq!(row["AccountAccessKeysPresent"], flag(non_empty("access_keys")), "{account}");
         assert_eq!(row["AccountMFAEnabled"], flag(non_empty("mfa_devices")), "{account}");
         assert_eq!(row["AccountSigningCertificatesPresent"], flag(non_empty("signing_certificates")), "{account}");
-        assert_eq!(row["MFADevices"], state["mfa_devices"].as_array().unwrap().len().to_string(), "{account}");
-        assert_eq!(row["PasswordLastUsedTime"], state["login_profile"]["password_last_used"].as_str().unwrap_or(""), "{account}");
+        // MFADevices is the account's count (GetAccountSummary), compared with the script's in
+        // report_columns.rs; the root user's is RootMFADevices.
+        assert_eq!(row["RootMFADevices"], state["mfa_devices"].as_array().unwrap().len().to_string(), "{account}");
+        // As the AWS CLI v2 prints PasswordLastUsed, `None` when there is none.
+        let last_used = state["login_profile"]["password_last_used"].as_str().map(|t| t.replace('Z', "+00:00"));
+        assert_eq!(row["PasswordLastUsedTime"], last_used.as_deref().unwrap_or("None"), "{account}");
         assert_eq!(row["AccessKeyIds"], ids(&state["access_keys"], "id"), "{account}");
         assert_eq!(row["SigningCertificateIds"], ids(&state["signing_certificates"], "id"), "{account}");
         assert_eq!(row["MFADeviceSerials"], ids(&state["mfa_devices"], "serial"), "{account}");

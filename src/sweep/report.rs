@@ -1,9 +1,11 @@
-//! A sweep's report: a CSV with one row per target account (the audit CSV keeps the columns of
-//! the AWS announcement's script first), a JSON document with every result, and the summary
-//! table printed on the terminal.
+//! A sweep's report: a CSV with one row per target account (the audit CSV starts with the
+//! columns of AWS's sample audit script, with their meanings), a JSON document with every
+//! result, and the summary table printed on the terminal.
 
 use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
 
+use aws_smithy_types::date_time::{DateTime, Format};
 use serde_json::{Value, json};
 
 use super::SweepError;
@@ -11,10 +13,36 @@ use super::state::{Paths, SweepState};
 use crate::job::Task;
 use crate::outcome::{JobResult, Outcome};
 
-/// The columns of the audit CSV. The first six are those of the script people run today
-/// (`aws iam get-account-summary` and `aws iam get-user` per account), so its consumers keep
-/// working.
-pub const AUDIT_COLUMNS: [&str; 15] = [
+/// The columns of the audit CSV.
+///
+/// The first six are those of the audit script of AWS's sample for centralized root access (the
+/// security blog's `root_user_last_login.csv`: per account, `aws sts assume-root` with the
+/// IAMAuditRootUserCredentials task policy, `aws iam get-account-summary --query SummaryMap` read
+/// with `jq -r '.<Key> // "No"'`, and `aws iam get-user --query User.PasswordLastUsed --output
+/// text`), with the script's names, order, meanings and conventions, so what reads that file reads
+/// this one:
+///
+/// - `AccountId`: the member account.
+/// - `MFADevices`, `AccountAccessKeysPresent`, `AccountMFAEnabled`, `AccountPasswordPresent`: the
+///   values of GetAccountSummary's `SummaryMap`, taken from the audit's `account_summary` finding.
+///   `MFADevices` is the account's: every MFA device in it, the IAM users' (and unassigned virtual
+///   devices) as well as the root user's; the root user's own count is `RootMFADevices`. A key the
+///   map lacks is written `No`, as the script's `// "No"` writes it ([`SCRIPT_MISSING`]).
+/// - `PasswordLastUsedTime`: the root user's `PasswordLastUsed` (GetUser) as the AWS CLI v2
+///   prints a timestamp, ISO 8601 in UTC with `+00:00` (`2026-01-02T03:04:05+00:00`), and `None`
+///   when GetUser has none (the password was never used, or there is no password), as the CLI's
+///   text output prints a missing value ([`SCRIPT_NEVER`]).
+///
+/// An account without an audit (its job failed or was rejected, or has no result yet) has these
+/// five columns empty, as the script's summary columns are when its calls fail; `Outcome` and
+/// `Reason` say why, where the script would write the CLI's error text.
+///
+/// rootwarden's own columns follow: `AccountName`; `AccountSigningCertificatesPresent` (the
+/// `SummaryMap` value, `No` when missing, like the script's); `RootMFADevices`, the root user's
+/// MFA devices (ListMFADevices in the root session); `AccessKeyIds`, `AccessKeysLastUsed`
+/// (`id=time` or `id=never`), `SigningCertificateIds`, `MFADeviceSerials` (the root user's,
+/// `;`-separated); `Outcome`, `Reason`, `JobId`.
+pub const AUDIT_COLUMNS: [&str; 16] = [
     "AccountId",
     "MFADevices",
     "AccountAccessKeysPresent",
@@ -23,6 +51,7 @@ pub const AUDIT_COLUMNS: [&str; 15] = [
     "PasswordLastUsedTime",
     "AccountName",
     "AccountSigningCertificatesPresent",
+    "RootMFADevices",
     "AccessKeyIds",
     "AccessKeysLastUsed",
     "SigningCertificateIds",
@@ -31,6 +60,16 @@ pub const AUDIT_COLUMNS: [&str; 15] = [
     "Reason",
     "JobId",
 ];
+
+/// How many of [`AUDIT_COLUMNS`] are the sample script's.
+pub const SCRIPT_COLUMNS: usize = 6;
+
+/// What the sample script writes for a `SummaryMap` key the map lacks (`jq -r '.Key // "No"'`).
+pub const SCRIPT_MISSING: &str = "No";
+
+/// What the sample script writes for a root user without `PasswordLastUsed` (the AWS CLI's text
+/// output of a missing value).
+pub const SCRIPT_NEVER: &str = "None";
 
 /// The columns of the CSV of the other tasks.
 pub const CHANGE_COLUMNS: [&str; 10] = [
@@ -189,8 +228,32 @@ fn joined(list: &Value, key: &str) -> String {
         .map_or(String::new(), |items| items.iter().filter_map(|item| item[key].as_str()).collect::<Vec<_>>().join(";"))
 }
 
-fn summary_flag(findings: &Value, key: &str) -> String {
-    findings["account_summary"][key].as_i64().map_or(String::new(), |v| v.to_string())
+/// A `SummaryMap` value of the audit, or [`SCRIPT_MISSING`].
+fn summary_value(findings: &Value, key: &str) -> String {
+    findings["account_summary"][key].as_i64().map_or_else(|| SCRIPT_MISSING.to_owned(), |v| v.to_string())
+}
+
+/// A timestamp of the findings (RFC 3339, `2026-01-02T03:04:05Z`) as the AWS CLI v2 prints one:
+/// `2026-01-02T03:04:05+00:00`, with microseconds when there are any (Python's `isoformat`).
+/// Anything else is written as it is.
+fn cli_timestamp(text: &str) -> String {
+    let Ok(time) = DateTime::from_str(text, Format::DateTime) else {
+        return text.to_owned();
+    };
+    let Ok(secs) = u64::try_from(time.secs()) else {
+        return text.to_owned();
+    };
+    let whole = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string();
+    let base = whole.trim_end_matches('Z');
+    match time.subsec_nanos() / 1_000 {
+        0 => format!("{base}+00:00"),
+        micros => format!("{base}.{micros:06}+00:00"),
+    }
+}
+
+/// The length of a list finding, or "" when the findings have none.
+fn count(list: &Value) -> String {
+    list.as_array().map_or(String::new(), |items| items.len().to_string())
 }
 
 fn audit_row(id: &str, name: &str, result: Option<&JobResult>) -> Vec<String> {
@@ -200,9 +263,9 @@ fn audit_row(id: &str, name: &str, result: Option<&JobResult>) -> Vec<String> {
         Some(r) if !r.outcome.goes_to_dead_letter_queue() => &r.findings,
         _ => {
             let mut row = vec![id.to_owned()];
-            row.extend(std::iter::repeat_n(String::new(), 5));
+            row.extend(std::iter::repeat_n(String::new(), SCRIPT_COLUMNS - 1));
             row.extend([name.to_owned()]);
-            row.extend(std::iter::repeat_n(String::new(), 5));
+            row.extend(std::iter::repeat_n(String::new(), AUDIT_COLUMNS.len() - SCRIPT_COLUMNS - 4));
             row.extend([outcome, reason, job_id]);
             return row;
         }
@@ -217,13 +280,14 @@ fn audit_row(id: &str, name: &str, result: Option<&JobResult>) -> Vec<String> {
     });
     vec![
         id.to_owned(),
-        findings["mfa_devices"].as_array().map_or(0, Vec::len).to_string(),
-        summary_flag(findings, "AccountAccessKeysPresent"),
-        summary_flag(findings, "AccountMFAEnabled"),
-        summary_flag(findings, "AccountPasswordPresent"),
-        findings["password_last_used"].as_str().unwrap_or("").to_owned(),
+        summary_value(findings, "MFADevices"),
+        summary_value(findings, "AccountAccessKeysPresent"),
+        summary_value(findings, "AccountMFAEnabled"),
+        summary_value(findings, "AccountPasswordPresent"),
+        findings["password_last_used"].as_str().map_or_else(|| SCRIPT_NEVER.to_owned(), cli_timestamp),
         name.to_owned(),
-        summary_flag(findings, "AccountSigningCertificatesPresent"),
+        summary_value(findings, "AccountSigningCertificatesPresent"),
+        count(&findings["mfa_devices"]),
         joined(keys, "id"),
         last_used,
         joined(&findings["signing_certificates"], "id"),
@@ -285,21 +349,76 @@ mod tests {
         }
     }
 
+    fn column(row: &[String], name: &str) -> String {
+        row[AUDIT_COLUMNS.iter().position(|c| *c == name).unwrap()].clone()
+    }
+
     #[test]
-    fn audit_rows_keep_the_script_columns_first() {
+    fn audit_rows_start_with_the_script_columns_and_their_meanings() {
+        assert_eq!(
+            AUDIT_COLUMNS[..SCRIPT_COLUMNS],
+            [
+                "AccountId",
+                "MFADevices",
+                "AccountAccessKeysPresent",
+                "AccountMFAEnabled",
+                "AccountPasswordPresent",
+                "PasswordLastUsedTime"
+            ]
+        );
+        // Three MFA devices in the account (two IAM users'), one of them the root user's.
         let findings = json!({
             "password_present": true, "password_last_used": "2026-01-02T03:04:05Z",
             "access_keys": [{"id": "AKIA1", "last_used": null}, {"id": "AKIA2", "last_used": "2026-02-01T00:00:00Z"}],
             "mfa_devices": [{"serial": "arn:mfa"}], "signing_certificates": [],
-            "account_summary": {"AccountAccessKeysPresent": 1, "AccountMFAEnabled": 1, "AccountPasswordPresent": 1},
+            "account_summary": {"MFADevices": 3, "AccountAccessKeysPresent": 1, "AccountMFAEnabled": 1, "AccountPasswordPresent": 1,
+                                "AccountSigningCertificatesPresent": 0},
         });
         let row = audit_row("111122223333", "prod", Some(&result(Outcome::Succeeded, findings)));
         assert_eq!(row.len(), AUDIT_COLUMNS.len());
-        assert_eq!(&row[..6], ["111122223333", "1", "1", "1", "1", "2026-01-02T03:04:05Z"]);
-        assert_eq!(row[8], "AKIA1;AKIA2");
-        assert_eq!(row[9], "AKIA1=never;AKIA2=2026-02-01T00:00:00Z");
+        assert_eq!(&row[..SCRIPT_COLUMNS], ["111122223333", "3", "1", "1", "1", "2026-01-02T03:04:05+00:00"]);
+        assert_eq!(column(&row, "AccountName"), "prod");
+        assert_eq!(column(&row, "AccountSigningCertificatesPresent"), "0");
+        assert_eq!(column(&row, "RootMFADevices"), "1");
+        assert_eq!(column(&row, "MFADeviceSerials"), "arn:mfa");
+        assert_eq!(column(&row, "AccessKeyIds"), "AKIA1;AKIA2");
+        assert_eq!(column(&row, "AccessKeysLastUsed"), "AKIA1=never;AKIA2=2026-02-01T00:00:00Z");
+        assert_eq!(column(&row, "Outcome"), "succeeded");
+    }
+
+    #[test]
+    fn audit_rows_write_what_the_script_writes_for_missing_values() {
+        // A summary without the keys, a password never used.
+        let findings = json!({"password_present": false, "password_last_used": null, "access_keys": [],
+                              "mfa_devices": [], "signing_certificates": [], "account_summary": {}});
+        let row = audit_row("111122223333", "prod", Some(&result(Outcome::Succeeded, findings)));
+        assert_eq!(&row[1..SCRIPT_COLUMNS], ["No", "No", "No", "No", "None"]);
+        assert_eq!(column(&row, "AccountSigningCertificatesPresent"), "No");
+        assert_eq!(column(&row, "RootMFADevices"), "0");
+
+        // No audit: nothing was read, the outcome says why.
+        for row in [audit_row("111122223333", "prod", None), {
+            let mut failed = result(Outcome::Failed, Value::Null);
+            failed.reason = Some("AccessDenied".into());
+            audit_row("111122223333", "prod", Some(&failed))
+        }] {
+            assert_eq!(row.len(), AUDIT_COLUMNS.len());
+            assert_eq!(row[0], "111122223333");
+            assert!(row[1..SCRIPT_COLUMNS].iter().all(String::is_empty), "{row:?}");
+            assert_eq!(column(&row, "AccountName"), "prod");
+            assert_eq!(column(&row, "RootMFADevices"), "");
+        }
         let pending = audit_row("111122223333", "prod", None);
-        assert_eq!(pending.len(), AUDIT_COLUMNS.len());
-        assert_eq!(pending[12], "pending");
+        assert_eq!(
+            (column(&pending, "Outcome"), column(&pending, "Reason")),
+            ("pending".into(), "no result yet: resume the sweep".into())
+        );
+    }
+
+    #[test]
+    fn timestamps_are_written_as_the_aws_cli_v2_prints_them() {
+        assert_eq!(cli_timestamp("2026-01-02T03:04:05Z"), "2026-01-02T03:04:05+00:00");
+        assert_eq!(cli_timestamp("2026-01-02T03:04:05.25Z"), "2026-01-02T03:04:05.250000+00:00");
+        assert_eq!(cli_timestamp("not a time"), "not a time");
     }
 }
