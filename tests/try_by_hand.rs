@@ -39,7 +39,9 @@ fn scripts_env(args: &[&str]) -> std::process::Output {
 /// Runs one printed line in bash after sourcing the env file, as a user would.
 fn as_printed(env_file: &Path, line: &str) -> Command {
     let mut command = Command::new("bash");
-    command.args(["-c", &format!("source {} && {line}", env_file.display())]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+        .args(["-c", &format!("source {} && {line}", env_file.display())])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
     // Only the env file configures what the user runs.
     for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("ROOTWARDEN_") || key.starts_with("AWS_")) {
         command.env_remove(key);
