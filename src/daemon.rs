@@ -138,22 +138,33 @@ impl Daemon {
 }
 
 /// Waits until the intake queue answers (and reads the organization features, which readiness
-/// includes). Returns false if shutdown came first.
+/// includes), saying after each failure why it is not ready: the AWS error's sentence (the
+/// cause and what to do). Returns false if shutdown came first.
 async fn wait_until_ready(context: &WorkerContext, intake_url: &str, shutdown: &CancellationToken) -> bool {
     let mut delay = Duration::from_millis(250);
+    let mut failures = 0u32;
     loop {
-        let request = context
-            .clients
-            .sqs
-            .get_queue_attributes()
-            .queue_url(intake_url)
-            .attribute_names(QueueAttributeName::MaximumMessageSize)
-            .send();
-        let intake = aws::call(&context.metrics, "sqs", "GetQueueAttributes", request).await;
-        let features = context.organization.features().await;
-        match (intake, features) {
-            (Ok(intake), Ok(features)) => {
-                tracing::info!(features = ?features, "The intake queue answers and the organization features were read.");
+        let attempt = async {
+            let request = context
+                .clients
+                .sqs
+                .get_queue_attributes()
+                .queue_url(intake_url)
+                .attribute_names(QueueAttributeName::MaximumMessageSize)
+                .send();
+            let intake = aws::call(&context.metrics, "sqs", "GetQueueAttributes", request).await?;
+            // Read only once the intake answers: its failure is the one to report first.
+            Ok::<_, aws::AwsCallError>((intake, context.organization.features().await))
+        };
+        // A stop signal need not wait for the SDK's own retries of an endpoint that does not answer.
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            outcome = attempt => outcome,
+        };
+        let retry_in = humantime::format_duration(delay);
+        match outcome {
+            Ok((intake, Ok(features))) => {
+                tracing::info!(features = ?features, failures, "The intake queue answers and the organization features were read.");
                 let intake_limit = intake
                     .attributes()
                     .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
@@ -163,9 +174,27 @@ async fn wait_until_ready(context: &WorkerContext, intake_url: &str, shutdown: &
                 }
                 return true;
             }
-            (Err(error), _) => tracing::warn!(%error, "The intake queue does not answer yet."),
-            (_, Err(error)) => tracing::warn!(error = ?error, "The organization features could not be read yet."),
+            Err(error) => tracing::warn!(
+                intake_url,
+                error.code = %error.code,
+                error.class = ?error.class,
+                failures = failures + 1,
+                "The intake queue does not answer yet (trying again in {retry_in}): {error}"
+            ),
+            Ok((_, Err(crate::policy::CheckError::Unavailable(error)))) => tracing::warn!(
+                error.code = %error.code,
+                error.class = ?error.class,
+                failures = failures + 1,
+                "The organization features could not be read yet (trying again in {retry_in}): {error}"
+            ),
+            Ok((_, Err(crate::policy::CheckError::Rejected(rejection)))) => tracing::warn!(
+                error.code = rejection.code,
+                failures = failures + 1,
+                "The organization features could not be read yet (trying again in {retry_in}): {}",
+                rejection.reason
+            ),
         }
+        failures += 1;
         tokio::select! {
             _ = shutdown.cancelled() => return false,
             _ = tokio::time::sleep(delay) => {}
