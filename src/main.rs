@@ -241,6 +241,15 @@ fn daemon_runtime(threads: usize) -> tokio::runtime::Runtime {
     builder.enable_all().build().expect("a tokio runtime")
 }
 
+/// The client commands (`submit`, `sweep`, `features`...) print sentences, not logs; with
+/// `RUST_LOG` set they also log to stderr, the AWS SDK's full error chain included
+/// (`RUST_LOG=debug`). The daemon sets up its own logging from its configuration.
+fn log_client_commands_to_stderr() {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init();
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -255,6 +264,9 @@ fn main() -> ExitCode {
     let env: HashMap<String, String> = std::env::vars().collect();
     // The daemon builds its own runtime from its configuration (workers.runtime_threads).
     let runtime = || tokio::runtime::Runtime::new().expect("a tokio runtime");
+    if !matches!(cli.command, Command::Run) {
+        log_client_commands_to_stderr();
+    }
     match cli.command {
         Command::Healthcheck { url } => match url.strip_prefix("http://") {
             Some(rest) => runtime().block_on(healthcheck(rest)),
