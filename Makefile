@@ -20,3 +20,11 @@ env:
 
 env-stop:
 	scripts/env stop
+
+# Builds the container image from the Dockerfile with its real base images (rust, distroless):
+# needs Docker with BuildKit and access to Docker Hub and gcr.io, as in CI before the push to
+# ECR. `make image IMAGE=name:tag` names it. Without registries, image/test builds and checks
+# the same Dockerfile with local stand-ins.
+.PHONY: image
+image:
+	docker build -t $(or $(IMAGE),rootwarden:dev) .
