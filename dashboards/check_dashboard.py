@@ -10,6 +10,10 @@ has a task label), and only known $variables are used.
 With --rule-file PATH it also writes every expr, variables substituted, as a
 recording-rule group (JSON is YAML) so that `promtool check rules PATH` parses
 the PromQL for real: promtool has no bare expression parser.
+
+With --alerts PATH it checks instead that every metric the alerting rules' exprs
+name is in exported_metrics.txt (or is `up`): an alert on a metric the daemon
+does not export would never fire.
 """
 import argparse
 import json
@@ -203,6 +207,48 @@ def check(dashboard_path=DASHBOARD, metrics_path=METRICS_FILE):
     return errors, queries
 
 
+def alert_exprs(path):
+    """(alert name, expr) of every rule in a Prometheus rule file, without a YAML library:
+    `expr:` is either inline or a block scalar (`|`, `>`) of the lines indented deeper."""
+    out = []
+    lines = open(path).read().splitlines()
+    name = None
+    for i, line in enumerate(lines):
+        m = re.match(r"\s*-?\s*(alert|record):\s*(\S+)", line)
+        if m:
+            name = m.group(2)
+            continue
+        m = re.match(r"(\s*)expr:\s*(.*)$", line)
+        if not m:
+            continue
+        indent, rest = len(m.group(1)), m.group(2).strip()
+        if rest and rest[0] not in "|>":
+            out.append((name, rest.strip("'\"")))
+            continue
+        block = []
+        for nxt in lines[i + 1:]:
+            if nxt.strip() and len(nxt) - len(nxt.lstrip()) <= indent:
+                break
+            block.append(nxt.strip())
+        out.append((name, " ".join(b for b in block if b)))
+    return out
+
+
+def check_alerts(path, metrics_path=METRICS_FILE):
+    families = set(load_metrics(metrics_path))
+    errors, exprs = [], alert_exprs(path)
+    if not exprs:
+        errors.append(f"{path}: no expr found")
+    for name, expr in exprs:
+        names = [n for n, _ in selectors(expr)]
+        if not names:
+            errors.append(f"alert {name}: expr names no metric: {expr!r}")
+        for n in names:
+            if family_of(n, families) is None and n not in PROMETHEUS_SERIES:
+                errors.append(f"alert {name}: metric {n!r} is not in {os.path.basename(metrics_path)}")
+    return errors, exprs
+
+
 def rule_group(queries, subst=None):
     rules = []
     for i, q in enumerate(queries):
@@ -215,7 +261,16 @@ def main():
     ap.add_argument("--dashboard", default=DASHBOARD)
     ap.add_argument("--metrics", default=METRICS_FILE)
     ap.add_argument("--rule-file", help="write substituted exprs as a recording-rule file for promtool")
+    ap.add_argument("--alerts", help="check the metrics of this alerting rule file instead of the dashboard")
     args = ap.parse_args()
+    if args.alerts:
+        errors, exprs = check_alerts(args.alerts, args.metrics)
+        for e in errors:
+            print(f"FAIL: {e}", file=sys.stderr)
+        if errors:
+            return 1
+        print(f"PASS: alert rules use only exported metrics ({len(exprs)} exprs, {os.path.basename(args.alerts)})")
+        return 0
     errors, queries = check(args.dashboard, args.metrics)
     if errors:
         for e in errors:
