@@ -17,10 +17,11 @@ import pathlib
 import botocore
 
 # IAM prefix -> botocore service directory.
-SERVICES = {"iam": "iam", "organizations": "organizations", "sqs": "sqs", "sts": "sts"}
+SERVICES = {"ecs": "ecs", "iam": "iam", "organizations": "organizations", "sqs": "sqs", "sts": "sts"}
 
 # Permission-only actions: checked by IAM but not API operations.
 PERMISSION_ONLY = {
+    "iam": ["PassRole"],
     "sts": ["SetContext", "SetSourceIdentity", "TagSession"],
 }
 

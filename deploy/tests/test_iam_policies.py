@@ -16,6 +16,7 @@ TASK_POLICY_ARNS = [f"arn:aws:iam::aws:policy/root-task/{t}" for t in TASKS]
 # file -> kind: identity policies and SCPs name no Principal, resource policies must.
 POLICY_FILES = {
     "rootwarden-policy.json": "identity",
+    "rootwarden-audit-policy.json": "identity",
     "intake-queue-policy.json": "resource",
     "deny-assume-root-scp.json": "scp",
 }
@@ -137,8 +138,8 @@ def statement_actions(doc) -> dict[str, set[str]]:
 
 def test_known_actions_list_is_plausible():
     prefixes = {a.split(":")[0] for a in KNOWN}
-    assert prefixes == {"iam", "organizations", "sqs", "sts"}
-    assert {"sts:AssumeRoot", "iam:ListOrganizationsFeatures", "sqs:ReceiveMessage"} <= KNOWN
+    assert prefixes == {"ecs", "iam", "organizations", "sqs", "sts"}
+    assert {"sts:AssumeRoot", "iam:ListOrganizationsFeatures", "sqs:ReceiveMessage", "ecs:RunTask", "iam:PassRole"} <= KNOWN
     # Batch calls are authorized by the single-message action and are no IAM action.
     assert "sqs:SendMessageBatch" not in KNOWN
 
@@ -242,12 +243,67 @@ def test_template_intake_queue_policy_matches_json(cfn):
     assert statement_actions(doc) == statement_actions(shipped)
     assert [st["Effect"] for st in doc["Statement"]] == [st["Effect"] for st in shipped["Statement"]]
     by_sid = {st["Sid"]: st for st in doc["Statement"]}
-    assert by_sid["AllowNamedProducers"]["Principal"] == {"AWS": {"Ref": "ProducerRoleArns"}}
-    assert by_sid["DenyOtherSenders"]["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": {"Ref": "ProducerRoleArns"}}}
+    # The producers and the scheduled audit's role, in both statements.
+    senders = {"Fn::Split": [",", {"Fn::Join": [",", [{"Fn::Join": [",", {"Ref": "ProducerRoleArns"}]},
+                                                      {"Fn::GetAtt": ["AuditTaskRole", "Arn"]}]]}]}
+    assert by_sid["AllowNamedProducers"]["Principal"] == {"AWS": senders}
+    assert by_sid["DenyOtherSenders"]["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": senders}}
+    shipped_by_sid = {st["Sid"]: st for st in shipped["Statement"]}
+    audit_role = f"arn:aws:iam::{shipped_by_sid['AllowNamedProducers']['Resource'].split(':')[4]}:role/" + \
+        cfn["Resources"]["AuditTaskRole"]["Properties"]["RoleName"]
+    assert audit_role in shipped_by_sid["AllowNamedProducers"]["Principal"]["AWS"]
+    assert audit_role in shipped_by_sid["DenyOtherSenders"]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
 
 
 def test_template_task_trust_is_scoped_to_this_account(cfn):
-    for role in ("TaskRole", "TaskExecutionRole"):
+    for role in ("TaskRole", "TaskExecutionRole", "AuditTaskRole"):
         (st,) = cfn["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         assert st["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
         assert st["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+# --- the scheduled audit's roles -------------------------------------------------------------
+
+def test_audit_policy_cannot_assume_root():
+    doc = load_json(IAM / "rootwarden-audit-policy.json")
+    actions = {a for st in doc["Statement"] for a in as_list(st["Action"])}
+    assert all(st["Effect"] == "Allow" for st in doc["Statement"])
+    assert not any("*" in a for a in actions)
+    assert not any(a.startswith(("sts:", "iam:")) for a in actions), actions
+    # What a sweep calls: SendMessageBatch; ReceiveMessage, DeleteMessageBatch and
+    # ChangeMessageVisibilityBatch on the results; DescribeOrganization and ListAccounts, and
+    # ListAccountsForParent / ListChildren for --exclude-ou.
+    assert actions == {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                       "organizations:DescribeOrganization", "organizations:ListAccounts",
+                       "organizations:ListAccountsForParent", "organizations:ListChildren"}
+
+
+def test_template_audit_role_matches_audit_policy(cfn):
+    role = cfn["Resources"]["AuditTaskRole"]["Properties"]
+    (policy,) = role["Policies"]
+    assert statement_actions(policy["PolicyDocument"]) == statement_actions(load_json(IAM / "rootwarden-audit-policy.json"))
+    by_sid = {st["Sid"]: st for st in policy["PolicyDocument"]["Statement"]}
+    assert by_sid["PostJobsToIntakeQueue"]["Resource"] == {"Fn::GetAtt": ["IntakeQueue", "Arn"]}
+    assert by_sid["CollectResults"]["Resource"] == {"Fn::GetAtt": ["ResultsQueue", "Arn"]}
+    assert "ManagedPolicyArns" not in role
+
+
+def test_scheduler_role_may_only_start_the_audit_task(cfn):
+    role = cfn["Resources"]["AuditSchedulerRole"]["Properties"]
+    assert "ManagedPolicyArns" not in role
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    schedule_name = cfn["Resources"]["AuditSchedule"]["Properties"]["Name"]
+    assert trust["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"].endswith(f":schedule/default/{schedule_name}")
+    (policy,) = role["Policies"]
+    run, pass_role = policy["PolicyDocument"]["Statement"]
+    assert (run["Effect"], run["Action"]) == ("Allow", "ecs:RunTask")
+    assert run["Resource"] == {"Ref": "AuditTaskDefinition"}
+    assert run["Condition"] == {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": ["Cluster", "Arn"]}}}
+    assert (pass_role["Effect"], pass_role["Action"]) == ("Allow", "iam:PassRole")
+    assert pass_role["Resource"] == [{"Fn::GetAtt": ["AuditTaskRole", "Arn"]}, {"Fn::GetAtt": ["TaskExecutionRole", "Arn"]}]
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+    # The roles it passes are exactly the audit task definition's.
+    task = cfn["Resources"]["AuditTaskDefinition"]["Properties"]
+    assert [task["TaskRoleArn"], task["ExecutionRoleArn"]] == pass_role["Resource"]
