@@ -94,7 +94,7 @@ def test_metrics_port_agrees(toml_config, dockerfile, k8s_base, cfn):
     assert (sp["name"], sp["port"], sp["targetPort"]) == ("metrics", port, "metrics")
     (ep,) = find(k8s_base, "ServiceMonitor")["spec"]["endpoints"]
     assert (ep["port"], ep["path"]) == ("metrics", "/metrics")
-    (ingress,) = find(k8s_base, "NetworkPolicy")["spec"]["ingress"]
+    (ingress,) = find(k8s_base, "NetworkPolicy", "rootwarden")["spec"]["ingress"]
     assert ingress["ports"] == [{"protocol": "TCP", "port": port}]
 
     # ECS: port mapping, listen env, health check URL.
@@ -147,6 +147,10 @@ def test_iam_policy_queue_arns_match_the_configuration(toml_config):
         expected.add(f"arn:aws:sqs:{region}:{account}:{queue_name_of_url(url)}")
     sqs_arns = {r for r in iam_resources(policy) if r.startswith("arn:aws:sqs:")}
     assert sqs_arns == expected
+    # The scheduled audit's sweep posts to the intake queue and reads the results queue.
+    audit = load_json(DEPLOY / "iam" / "rootwarden-audit-policy.json")
+    audit_arns = {r for r in iam_resources(audit) if r.startswith("arn:aws:sqs:")}
+    assert audit_arns == {a for a in expected if a.endswith((":rootwarden-intake", ":rootwarden-results"))}
     intake_arn = f"arn:aws:sqs:{region}:{urlparse(urls[0]).path.split('/')[1]}:rootwarden-intake"
     assert set(iam_resources(queue_policy)) == {intake_arn}
 
@@ -222,8 +226,11 @@ def test_rootwarden_role_name_agrees(cfn, k8s_base):
 def test_placeholder_account_agrees(toml_config, k8s_base):
     accounts = {urlparse(toml_config[s][k]).path.split("/")[1]
                 for s, k in (("intake", "queue_url"), ("intake", "dead_letter_queue_url"), ("results", "queue_url"))}
-    sa = find(k8s_base, "ServiceAccount", "rootwarden")
-    accounts.add(sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].split(":")[4])
+    for name in ("rootwarden", "rootwarden-audit"):
+        sa = find(k8s_base, "ServiceAccount", name)
+        accounts.add(sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].split(":")[4])
+    producers = load_json(DEPLOY / "iam" / "intake-queue-policy.json")["Statement"][0]["Principal"]["AWS"]
+    accounts |= {arn.split(":")[4] for arn in producers}
     assert len(accounts) == 1, accounts
 
 
