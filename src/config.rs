@@ -68,19 +68,19 @@ pub struct IntakeConfig {
     /// URL of the queue that rejected and failed jobs are moved to. Required.
     pub dead_letter_queue_url: Option<String>,
     /// How long a received message stays hidden; extended while its job runs.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub visibility_timeout: Duration,
     /// Long-polling wait of one ReceiveMessage call (0 to 20 s).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub wait_time: Duration,
     /// Attempts before a transient failure becomes `failed`; keep it at most the queue's own
     /// redrive `maxReceiveCount`, so the daemon, not SQS, dead-letters with a reason.
     pub max_receive_count: u32,
     /// First retry delay of a transiently failed job; doubles with each receive.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub backoff_base: Duration,
     /// Upper bound of the retry delay.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub backoff_max: Duration,
 }
 
@@ -115,12 +115,12 @@ pub struct WorkersConfig {
     /// Longest time one job's work may take (its AWS calls); a job past it is retried later.
     /// Waiting for the AssumeRoot pace, for a throttled call's retry or for another job's
     /// AssumeRoot is not work and does not count.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub job_timeout: Duration,
     /// Longest time one delivery of a job may spend waiting out throttling (the AssumeRoot pace,
     /// throttled calls). Past it the job is retried later like any transient failure, which
     /// costs an attempt: a bound, so that a storm that never ends cannot hold messages forever.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub max_throttle_wait: Duration,
     /// Jobs run at once for one account by this replica (root actions on one account never race).
     pub per_account: usize,
@@ -148,10 +148,10 @@ impl Default for WorkersConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SessionsConfig {
     /// `DurationSeconds` asked of AssumeRoot (at most 900 s).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub duration: Duration,
     /// A cached session is handed to a job only with at least this much time left.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub min_remaining: Duration,
     /// Most (account, task) sessions held at once.
     pub capacity: usize,
@@ -184,7 +184,7 @@ pub struct PolicyConfig {
     /// Turns every job into a dry run.
     pub dry_run: bool,
     /// Messages older than this (by `SentTimestamp`) are rejected as stale.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub max_job_age: Duration,
     /// AssumeRoot calls per second across the process.
     pub assume_root_rate: f64,
@@ -233,7 +233,7 @@ pub struct TelemetryConfig {
     /// `json` or `pretty`.
     pub log_format: LogFormat,
     /// How often queue depths are read for `rootwarden_queue_messages`.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub queue_metrics_interval: Duration,
 }
 
@@ -253,7 +253,7 @@ impl Default for TelemetryConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ShutdownConfig {
     /// How long running jobs may take to finish after a stop signal.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub grace: Duration,
 }
 
@@ -476,6 +476,85 @@ impl Config {
 
 const SECTIONS: [&str; 8] = ["aws", "intake", "results", "workers", "sessions", "policy", "telemetry", "shutdown"];
 
+/// Durations in the configuration. They are read as strings with units (`"30s"`, `"15m"`,
+/// `"1h"`, `"1h30m"`, anything [`humantime::parse_duration`] accepts), and a number or a
+/// malformed string is refused with the forms to write.
+///
+/// They are written back (`check-config`) in one form, which reads back to the same value:
+/// - whole hours as hours: `"1h"`, `"24h"`;
+/// - else whole minutes from 5 minutes up as minutes: `"5m"`, `"15m"`, `"90m"`;
+/// - else whole seconds as seconds: `"0s"`, `"2s"`, `"60s"`, `"90s"`, `"120s"`, `"301s"`;
+/// - else milliseconds (`"1500ms"`), or nanoseconds for what milliseconds cannot hold.
+///
+/// So a short duration keeps the seconds an operator writes (`"60s"`, not `"1m"`), and a long
+/// one the hours (`"24h"`, not `"1day"`).
+mod duration {
+    use std::fmt;
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer, de};
+
+    /// The forms named when a duration is refused.
+    const FORMS: &str = r#""30s", "15m", "1h" or "1h30m""#;
+
+    /// The written form of `value` (see the module).
+    pub fn format(value: Duration) -> String {
+        let (seconds, nanos) = (value.as_secs(), value.subsec_nanos());
+        match (seconds, nanos) {
+            (s, 0) if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+            (s, 0) if s >= 300 && s % 60 == 0 => format!("{}m", s / 60),
+            (s, 0) => format!("{s}s"),
+            (_, n) if n % 1_000_000 == 0 => format!("{}ms", value.as_millis()),
+            _ => format!("{}ns", value.as_nanos()),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format(*value))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        deserializer.deserialize_any(DurationVisitor)
+    }
+
+    struct DurationVisitor;
+
+    impl de::Visitor<'_> for DurationVisitor {
+        type Value = Duration;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            write!(formatter, "a duration, a string with a unit like {FORMS}")
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
+            if text.trim().is_empty() {
+                return Err(E::custom(format!("an empty string is not a duration; write one like {FORMS}")));
+            }
+            humantime::parse_duration(text.trim())
+                .map_err(|_| E::custom(format!("`{text}` is not a duration; write a number with a unit, like {FORMS}")))
+        }
+
+        fn visit_u64<E: de::Error>(self, number: u64) -> Result<Duration, E> {
+            Err(E::custom(format!(
+                "{number} is a number, not a duration; write \"{number}s\" (a string with a unit, like {FORMS})"
+            )))
+        }
+
+        fn visit_i64<E: de::Error>(self, number: i64) -> Result<Duration, E> {
+            match u64::try_from(number) {
+                Ok(number) => self.visit_u64(number),
+                Err(_) => Err(E::custom(format!("{number} is a negative number, not a duration; write one like {FORMS}"))),
+            }
+        }
+
+        fn visit_f64<E: de::Error>(self, number: f64) -> Result<Duration, E> {
+            Err(E::custom(format!(
+                "{number} is a number, not a duration; write a string with a whole number and a unit, like \"90s\" or \"1500ms\""
+            )))
+        }
+    }
+}
+
 impl PolicyConfig {
     /// Problems of the `[policy]` section alone (a SIGHUP reload checks only these).
     pub fn problems(&self) -> Vec<String> {
@@ -622,5 +701,31 @@ mod tests {
         assert!(text.contains("must both be FIFO queues (`.fifo`) or both standard"), "{text}");
         let both = mixed.replace("jobs-dlq", "jobs-dlq.fifo");
         Config::from_toml(&both).expect("two FIFO queues are a valid pair");
+    }
+
+    #[test]
+    fn durations_are_written_in_one_form_that_reads_back() {
+        for (seconds, written) in [
+            (0, "0s"),
+            (2, "2s"),
+            (60, "60s"),
+            (90, "90s"),
+            (120, "120s"),
+            (299, "299s"),
+            (300, "5m"),
+            (301, "301s"),
+            (900, "15m"),
+            (3600, "1h"),
+            (5400, "90m"),
+            (86_400, "24h"),
+        ] {
+            let value = Duration::from_secs(seconds);
+            assert_eq!(duration::format(value), written);
+            assert_eq!(humantime::parse_duration(written).unwrap(), value, "{written}");
+        }
+        for value in [Duration::from_millis(1500), Duration::from_nanos(1_000_000_001), Duration::from_micros(3)] {
+            assert_eq!(humantime::parse_duration(&duration::format(value)).unwrap(), value, "{value:?}");
+        }
+        assert_eq!(duration::format(Duration::from_millis(1500)), "1500ms");
     }
 }
