@@ -2,7 +2,7 @@
 //! `ROOTWARDEN_<SECTION>__<KEY>` environment variables, validated so that every problem is
 //! reported at once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -285,7 +285,8 @@ impl Config {
     /// Loads defaults, then the TOML file at `path` (which must exist when `required`), then
     /// `ROOTWARDEN_*` variables from `env`, and validates the result.
     pub fn load(path: &Path, required: bool, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        Self::checked(&Self::merge(path, required, env)?)
+        let sources = Sources::read(path, required, env)?;
+        Self::checked(&sources.merged, &sources.variables)
     }
 
     /// Loads like [`Config::load`] but checks only that every key is known and well typed: the
@@ -296,34 +297,9 @@ impl Config {
         required: bool,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let (config, problems) = Self::from_merged(&Self::merge(path, required, env)?);
-        if problems.is_empty() { Ok(config) } else { Err(ConfigError { problems }) }
-    }
-
-    fn merge(
-        path: &Path,
-        required: bool,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<config::Config, ConfigError> {
-        // Only `ROOTWARDEN_<SECTION>__<KEY>` names are settings; others that share the prefix
-        // (ROOTWARDEN_CONFIG, the config file's path) are not.
-        let env: config::Map<String, String> = env
-            .into_iter()
-            .filter(|(key, _)| key.strip_prefix("ROOTWARDEN_").is_some_and(|rest| rest.contains("__")))
-            .collect();
-        let mut environment = config::Environment::with_prefix("ROOTWARDEN")
-            .prefix_separator("_")
-            .separator("__")
-            .list_separator(",")
-            .source(Some(env));
-        for key in LIST_KEYS {
-            environment = environment.with_list_parse_key(key);
-        }
-        config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml).required(required))
-            .add_source(environment.try_parsing(true))
-            .build()
-            .map_err(|error| ConfigError { problems: vec![error.to_string()] })
+        let sources = Sources::read(path, required, env)?;
+        let loaded = Self::from_merged(&sources.merged, &sources.variables);
+        if loaded.problems.is_empty() { Ok(loaded.config) } else { Err(ConfigError { problems: loaded.problems }) }
     }
 
     /// Parses a TOML document (defaults fill what it leaves out) and validates it.
@@ -332,54 +308,50 @@ impl Config {
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .map_err(|error| ConfigError { problems: vec![error.to_string()] })?;
-        Self::checked(&merged)
+        Self::checked(&merged, &BTreeMap::new())
     }
 
-    /// Deserializes and validates, reporting the problems of both steps together.
-    fn checked(merged: &config::Config) -> Result<Self, ConfigError> {
-        let (config, mut problems) = Self::from_merged(merged);
+    /// Deserializes and validates, reporting the problems of both steps together. A key that did
+    /// not load keeps its default; what validation would say of that default is left out.
+    fn checked(merged: &config::Config, variables: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let Loaded { config, mut problems, failed } = Self::from_merged(merged, variables);
         if let Err(error) = config.validate() {
-            problems.extend(error.problems);
+            problems.extend(error.problems.into_iter().filter(|problem| !failed.iter().any(|key| names(problem, key))));
         }
         if problems.is_empty() { Ok(config) } else { Err(ConfigError { problems }) }
     }
 
-    /// Deserializes section by section, so that a bad key in one section does not hide a bad
-    /// key in another; a section that does not deserialize keeps its defaults.
-    fn from_merged(merged: &config::Config) -> (Self, Vec<String>) {
-        let mut problems = Vec::new();
-        let mut config = Config::default();
-        let table = merged.clone().try_deserialize::<config::Map<String, config::Value>>();
-        if let Ok(table) = &table {
-            for section in table.keys() {
-                if !SECTIONS.contains(&section.as_str()) {
-                    problems.push(format!("unknown section `{section}` (known: {})", SECTIONS.join(", ")));
-                }
+    /// Deserializes key by key, so that a bad key hides neither another section nor the other
+    /// keys of its own section: each key that is unknown or does not deserialize is reported
+    /// (with the closest valid key, or the accepted forms) and keeps its default.
+    fn from_merged(merged: &config::Config, variables: &BTreeMap<String, String>) -> Loaded {
+        let mut loaded = Loaded { config: Config::default(), problems: Vec::new(), failed: BTreeSet::new() };
+        let table = match merged.clone().try_deserialize::<Table>() {
+            Ok(table) => table,
+            Err(error) => {
+                loaded.problems.push(error.to_string());
+                return loaded;
+            }
+        };
+        let sections = sections();
+        for (name, value) in &table {
+            if !SECTIONS.contains(&name.as_str()) {
+                loaded.problems.push(unknown_section(name, value, &sections));
+            } else if !value.is_object() {
+                loaded.problems.push(format!("`{name}` must be a section (`[{name}]` with its keys below it), not a value"));
             }
         }
-        fn section<T: serde::de::DeserializeOwned + Default>(
-            merged: &config::Config,
-            name: &str,
-            problems: &mut Vec<String>,
-        ) -> T {
-            match merged.get::<T>(name) {
-                Ok(value) => value,
-                Err(config::ConfigError::NotFound(_)) => T::default(),
-                Err(error) => {
-                    problems.push(format!("[{name}]: {error}"));
-                    T::default()
-                }
-            }
-        }
-        config.aws = section(merged, "aws", &mut problems);
-        config.intake = section(merged, "intake", &mut problems);
-        config.results = section(merged, "results", &mut problems);
-        config.workers = section(merged, "workers", &mut problems);
-        config.sessions = section(merged, "sessions", &mut problems);
-        config.policy = section(merged, "policy", &mut problems);
-        config.telemetry = section(merged, "telemetry", &mut problems);
-        config.shutdown = section(merged, "shutdown", &mut problems);
-        (config, problems)
+        let config = &mut loaded.config;
+        let mut section = Section { table: &table, sections: &sections, variables, problems: &mut loaded.problems };
+        config.aws = section.load("aws", &mut loaded.failed);
+        config.intake = section.load("intake", &mut loaded.failed);
+        config.results = section.load("results", &mut loaded.failed);
+        config.workers = section.load("workers", &mut loaded.failed);
+        config.sessions = section.load("sessions", &mut loaded.failed);
+        config.policy = section.load("policy", &mut loaded.failed);
+        config.telemetry = section.load("telemetry", &mut loaded.failed);
+        config.shutdown = section.load("shutdown", &mut loaded.failed);
+        loaded
     }
 
     /// Checks everything that types alone cannot, listing every problem.
@@ -475,6 +447,208 @@ impl Config {
 }
 
 const SECTIONS: [&str; 8] = ["aws", "intake", "results", "workers", "sessions", "policy", "telemetry", "shutdown"];
+
+/// What loading found: the configuration, and each problem as it was found.
+struct Loaded {
+    config: Config,
+    problems: Vec<String>,
+    /// `section.key` of every known key whose value did not load.
+    failed: BTreeSet<String>,
+}
+
+/// The configuration as the file and the variables give it, before it is typed.
+type Table = serde_json::Map<String, serde_json::Value>;
+
+/// What [`Config::load`] read: the merged settings and the variables that set some of them.
+struct Sources {
+    merged: config::Config,
+    /// `section.key` → the `ROOTWARDEN_…` variable that set it.
+    variables: BTreeMap<String, String>,
+}
+
+impl Sources {
+    fn read(path: &Path, required: bool, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        // Only `ROOTWARDEN_<SECTION>__<KEY>` names are settings; others that share the prefix
+        // (ROOTWARDEN_CONFIG, the config file's path) are not.
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(key, _)| key.strip_prefix("ROOTWARDEN_").is_some_and(|rest| rest.contains("__")))
+            .collect();
+        let variables =
+            env.keys().map(|name| (name["ROOTWARDEN_".len()..].to_lowercase().replace("__", "."), name.clone())).collect();
+        let mut environment = config::Environment::with_prefix("ROOTWARDEN")
+            .prefix_separator("_")
+            .separator("__")
+            .list_separator(",")
+            .source(Some(env));
+        for key in LIST_KEYS {
+            environment = environment.with_list_parse_key(key);
+        }
+        let merged = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml).required(required))
+            .add_source(environment.try_parsing(true))
+            .build()
+            .map_err(|error| ConfigError { problems: vec![error.to_string()] })?;
+        Ok(Self { merged, variables })
+    }
+}
+
+/// Loads the sections of the merged settings, key by key.
+struct Section<'a> {
+    table: &'a Table,
+    sections: &'a [(&'static str, &'static [&'static str])],
+    variables: &'a BTreeMap<String, String>,
+    problems: &'a mut Vec<String>,
+}
+
+impl Section<'_> {
+    /// The section `name` with every key that loads; each other key becomes a problem (and, if
+    /// known, a `failed` key) and keeps its default.
+    fn load<T: serde::de::DeserializeOwned + Default>(&mut self, name: &str, failed: &mut BTreeSet<String>) -> T {
+        let Some(serde_json::Value::Object(keys)) = self.table.get(name) else { return T::default() };
+        let known = field_names::<T>();
+        let mut good = Table::new();
+        for (key, value) in keys {
+            let origin = self.variables.get(&format!("{name}.{key}")).map(|variable| format!(" (set by {variable})"));
+            let origin = origin.unwrap_or_default();
+            if !known.contains(&key.as_str()) {
+                self.problems.push(unknown_key(name, key, &origin, self.sections));
+                continue;
+            }
+            let alone = Table::from_iter([(key.clone(), value.clone())]);
+            match serde_json::from_value::<T>(alone.into()) {
+                Ok(_) => {
+                    good.insert(key.clone(), value.clone());
+                }
+                Err(error) => {
+                    self.problems.push(format!("{name}.{key}{origin}: {error}"));
+                    failed.insert(format!("{name}.{key}"));
+                }
+            }
+        }
+        serde_json::from_value(good.into()).unwrap_or_else(|error| {
+            // Each key loaded alone; together they always do. Should that change, say so.
+            self.problems.push(format!("[{name}]: {error}"));
+            T::default()
+        })
+    }
+}
+
+/// Every section with its keys, as the types declare them.
+fn sections() -> [(&'static str, &'static [&'static str]); 8] {
+    [
+        ("aws", field_names::<AwsConfig>()),
+        ("intake", field_names::<IntakeConfig>()),
+        ("results", field_names::<ResultsConfig>()),
+        ("workers", field_names::<WorkersConfig>()),
+        ("sessions", field_names::<SessionsConfig>()),
+        ("policy", field_names::<PolicyConfig>()),
+        ("telemetry", field_names::<TelemetryConfig>()),
+        ("shutdown", field_names::<ShutdownConfig>()),
+    ]
+}
+
+/// The field names a struct's `Deserialize` asks for (its keys), read by handing it a
+/// deserializer that records them and refuses everything.
+fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    use serde::de::{Error, Visitor, value};
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Fields<'_> {
+        type Error = value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, value::Error> {
+            Err(value::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, value::Error> {
+            *self.0 = fields;
+            Err(value::Error::custom("fields recorded"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Fields(&mut fields));
+    fields
+}
+
+/// An unknown key of a section, with the closest key of that section, or the section that has
+/// it, or the section's keys.
+fn unknown_key(section: &str, key: &str, origin: &str, sections: &[(&str, &[&str])]) -> String {
+    let own = sections.iter().find(|(name, _)| *name == section).map_or(&[][..], |(_, keys)| *keys);
+    let unknown = format!("unknown key `{key}` in [{section}]{origin}");
+    if let Some(closest) = closest(key, own.iter().copied()) {
+        return format!("{unknown}; did you mean `{closest}`?");
+    }
+    if let Some((other, _)) = sections.iter().find(|(_, keys)| keys.contains(&key)) {
+        return format!("{unknown}; did you mean `{key}` in [{other}]?");
+    }
+    format!("{unknown} (its keys: {})", own.join(", "))
+}
+
+/// A top-level name that is not a section: a misspelt section, or a key outside its section.
+fn unknown_section(name: &str, value: &serde_json::Value, sections: &[(&str, &[&str])]) -> String {
+    if !value.is_object()
+        && let Some((section, _)) = sections.iter().find(|(_, keys)| keys.contains(&name))
+    {
+        return format!("`{name}` is outside any section; did you mean `{name}` in [{section}]?");
+    }
+    match closest(name, SECTIONS.into_iter()) {
+        Some(closest) => format!("unknown section `{name}`; did you mean `{closest}`?"),
+        None => format!("unknown section `{name}` (known: {})", SECTIONS.join(", ")),
+    }
+}
+
+/// The candidate nearest to `word` by edit distance (case aside), if near enough to be a slip:
+/// at most one edit per three characters, between one and three. Else the only candidate that
+/// `word` begins, if it has four characters or more (`endpoint` for `endpoint_url`).
+fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str> + Clone) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    let limit = (word.chars().count() / 3).clamp(1, 3);
+    let nearest = candidates
+        .clone()
+        .map(|candidate| (edit_distance(&word, candidate), candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate);
+    let mut begun = candidates.filter(|candidate| word.len() >= 4 && candidate.starts_with(&word));
+    nearest.or_else(|| begun.next().filter(|_| begun.next().is_none()))
+}
+
+/// Insertions, deletions, substitutions and swaps of two neighbours that turn `a` into `b`
+/// (optimal string alignment).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut rows = vec![vec![0; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    rows[0] = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
+}
+
+/// True when `problem` names the key `key` (`section.key`, not a longer key it begins).
+fn names(problem: &str, key: &str) -> bool {
+    problem.match_indices(key).any(|(at, _)| {
+        !problem[at + key.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            && !problem[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    })
+}
 
 /// Durations in the configuration. They are read as strings with units (`"30s"`, `"15m"`,
 /// `"1h"`, `"1h30m"`, anything [`humantime::parse_duration`] accepts), and a number or a
@@ -727,5 +901,18 @@ mod tests {
             assert_eq!(humantime::parse_duration(&duration::format(value)).unwrap(), value, "{value:?}");
         }
         assert_eq!(duration::format(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn the_closest_key_is_a_slip_away() {
+        assert_eq!(edit_distance("visiblity_timeout", "visibility_timeout"), 1);
+        assert_eq!(edit_distance("conucrrency", "concurrency"), 1, "a swap of neighbours is one edit");
+        let keys = field_names::<IntakeConfig>();
+        assert_eq!(keys.len(), 7);
+        assert_eq!(closest("visiblity_timeout", keys.iter().copied()), Some("visibility_timeout"));
+        assert_eq!(closest("Wait_Time", keys.iter().copied()), Some("wait_time"));
+        assert_eq!(closest("timeout", keys.iter().copied()), None);
+        assert_eq!(closest("queue", keys.iter().copied()), Some("queue_url"), "the only key it begins");
+        assert_eq!(closest("backoff", keys.iter().copied()), None, "two keys begin with it");
     }
 }
