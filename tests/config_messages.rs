@@ -140,6 +140,57 @@ fn problems_of_one_section_do_not_hide_each_other() {
 }
 
 #[test]
+fn queue_urls_must_have_the_form_of_sqs_queue_urls() {
+    // Before: accepted.
+    let text = r#"
+        [intake]
+        queue_url = "not a url"
+        dead_letter_queue_url = "https://us-east-1.queue.amazonaws.com/111122223333/jobs-dlq"
+        [results]
+        queue_url = "https://sqs.us-east-1.amazonaws.com/11112222/results"
+    "#;
+    assert_eq!(
+        problems(text),
+        [
+            "intake.queue_url `not a url` is not an SQS queue URL: it must start with https:// \
+             (expected https://sqs.<region>.amazonaws.com/<12-digit account id>/<queue name>)",
+            "results.queue_url `https://sqs.us-east-1.amazonaws.com/11112222/results` is not an SQS queue URL: \
+             `11112222` is not a 12-digit account id (expected https://sqs.<region>.amazonaws.com/<12-digit account id>/<queue name>)",
+        ]
+    );
+    let local_url = "[intake]\nqueue_url = \"http://localhost:4566/000000000000/jobs\"\n\
+                     dead_letter_queue_url = \"http://localhost:4566/000000000000/jobs-dlq\"\n";
+    assert_eq!(
+        problems(local_url),
+        [
+            "intake.queue_url `http://localhost:4566/000000000000/jobs` is not an SQS queue URL: the host `localhost:4566` \
+             is not SQS's; for a local environment, set aws.endpoint_url \
+             (expected https://sqs.<region>.amazonaws.com/<12-digit account id>/<queue name>)",
+            "intake.dead_letter_queue_url `http://localhost:4566/000000000000/jobs-dlq` is not an SQS queue URL: the host \
+             `localhost:4566` is not SQS's; for a local environment, set aws.endpoint_url \
+             (expected https://sqs.<region>.amazonaws.com/<12-digit account id>/<queue name>)",
+        ]
+    );
+    // A local environment (aws.endpoint_url) names its queues after any host.
+    let local = format!("[aws]\nendpoint_url = \"http://127.0.0.1:4566\"\n{local_url}");
+    Config::from_toml(&local).expect("a local environment's queue URLs");
+    assert_eq!(
+        problems(&local.replace("/000000000000/jobs-dlq", "/jobs-dlq")),
+        ["intake.dead_letter_queue_url `http://localhost:4566/jobs-dlq` is not an SQS queue URL: \
+          its path must be /<12-digit account id>/<queue name> (expected https://sqs.<region>.amazonaws.com/<12-digit account id>/<queue name>, \
+          or http(s)://<host>/<12-digit account id>/<queue name> as aws.endpoint_url is set)"]
+    );
+    // The FIFO pair check stays.
+    let mixed = QUEUES.replace("/jobs\"", "/jobs.fifo\"");
+    assert_eq!(
+        problems(&mixed),
+        ["intake.queue_url and intake.dead_letter_queue_url must both be FIFO queues (`.fifo`) or both standard: \
+          SQS moves messages only between queues of one kind (intake `https://sqs.us-east-1.amazonaws.com/111122223333/jobs.fifo`, \
+          dead-letter queue `https://sqs.us-east-1.amazonaws.com/111122223333/jobs-dlq`)"]
+    );
+}
+
+#[test]
 fn durations_are_printed_as_written_and_the_printed_configuration_reads_back() {
     let mut config = Config::default();
     config.intake.queue_url = Some("https://sqs.us-east-1.amazonaws.com/111122223333/jobs".into());
