@@ -283,10 +283,11 @@ const LIST_KEYS: [&str; 6] = [
 
 impl Config {
     /// Loads defaults, then the TOML file at `path` (which must exist when `required`), then
-    /// `ROOTWARDEN_*` variables from `env`, and validates the result.
+    /// `ROOTWARDEN_*` variables from `env`, and validates the result. When no file was read, the
+    /// problems start with a sentence saying so and where it looked ([`missing_file_note`]).
     pub fn load(path: &Path, required: bool, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let sources = Sources::read(path, required, env)?;
-        Self::checked(&sources.merged, &sources.variables)
+        sources.explain(Self::checked(&sources.merged, &sources.variables))
     }
 
     /// Loads like [`Config::load`] but checks only that every key is known and well typed: the
@@ -299,7 +300,8 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let sources = Sources::read(path, required, env)?;
         let loaded = Self::from_merged(&sources.merged, &sources.variables);
-        if loaded.problems.is_empty() { Ok(loaded.config) } else { Err(ConfigError { problems: loaded.problems }) }
+        let result = if loaded.problems.is_empty() { Ok(loaded.config) } else { Err(ConfigError { problems: loaded.problems }) };
+        sources.explain(result)
     }
 
     /// Parses a TOML document (defaults fill what it leaves out) and validates it.
@@ -466,6 +468,20 @@ impl Config {
 
 const SECTIONS: [&str; 8] = ["aws", "intake", "results", "workers", "sessions", "policy", "telemetry", "shutdown"];
 
+/// The sentence saying that no configuration file was read and where one was looked for, when
+/// `path` is the default path (`required` false) and there is no file there; `None` when there
+/// is one. [`Config::load`] puts it before the problems of a configuration it refuses; print it
+/// too when a configuration from defaults and variables alone is accepted.
+pub fn missing_file_note(path: &Path, required: bool) -> Option<String> {
+    (!required && matches!(path.try_exists(), Ok(false))).then(|| {
+        format!(
+            "no configuration file was read: there is none at {} (the default path), so only the defaults and \
+             ROOTWARDEN_<SECTION>__<KEY> variables apply; pass --config PATH or set ROOTWARDEN_CONFIG to read another file",
+            path.display()
+        )
+    })
+}
+
 /// What loading found: the configuration, and each problem as it was found.
 struct Loaded {
     config: Config,
@@ -477,15 +493,25 @@ struct Loaded {
 /// The configuration as the file and the variables give it, before it is typed.
 type Table = serde_json::Map<String, serde_json::Value>;
 
-/// What [`Config::load`] read: the merged settings and the variables that set some of them.
+/// What [`Config::load`] read: the merged settings, the variables that set some of them, and
+/// the note that no file was read.
 struct Sources {
     merged: config::Config,
     /// `section.key` → the `ROOTWARDEN_…` variable that set it.
     variables: BTreeMap<String, String>,
+    note: Option<String>,
 }
 
 impl Sources {
     fn read(path: &Path, required: bool, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        if required && matches!(path.try_exists(), Ok(false)) {
+            return Err(ConfigError {
+                problems: vec![format!(
+                    "no configuration file was read: {} was not found (given by --config or ROOTWARDEN_CONFIG)",
+                    path.display()
+                )],
+            });
+        }
         // Only `ROOTWARDEN_<SECTION>__<KEY>` names are settings; others that share the prefix
         // (ROOTWARDEN_CONFIG, the config file's path) are not.
         let env: config::Map<String, String> = env
@@ -507,7 +533,15 @@ impl Sources {
             .add_source(environment.try_parsing(true))
             .build()
             .map_err(|error| ConfigError { problems: vec![error.to_string()] })?;
-        Ok(Self { merged, variables })
+        Ok(Self { merged, variables, note: missing_file_note(path, required) })
+    }
+
+    /// Puts the note that no file was read before the problems, which it may explain.
+    fn explain(&self, result: Result<Config, ConfigError>) -> Result<Config, ConfigError> {
+        result.map_err(|mut error| {
+            error.problems.splice(0..0, self.note.clone());
+            error
+        })
     }
 }
 

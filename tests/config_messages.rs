@@ -2,10 +2,11 @@
 //! with the fix (the key meant, the form to write), every problem at once; and what
 //! `check-config` prints reads back to the same configuration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rootwarden::Config;
+use rootwarden::config::missing_file_note;
 
 const QUEUES: &str = r#"
 [intake]
@@ -187,6 +188,43 @@ fn queue_urls_must_have_the_form_of_sqs_queue_urls() {
         ["intake.queue_url and intake.dead_letter_queue_url must both be FIFO queues (`.fifo`) or both standard: \
           SQS moves messages only between queues of one kind (intake `https://sqs.us-east-1.amazonaws.com/111122223333/jobs.fifo`, \
           dead-letter queue `https://sqs.us-east-1.amazonaws.com/111122223333/jobs-dlq`)"]
+    );
+}
+
+#[test]
+fn without_a_file_the_problems_say_that_none_was_read_and_where_it_looked() {
+    // Before: only "intake.queue_url is required" and "intake.dead_letter_queue_url is required".
+    let dir = TempDir::new("nofile");
+    let default_path = dir.0.join("rootwarden.toml");
+    let note = format!(
+        "no configuration file was read: there is none at {} (the default path), so only the defaults and \
+         ROOTWARDEN_<SECTION>__<KEY> variables apply; pass --config PATH or set ROOTWARDEN_CONFIG to read another file",
+        default_path.display()
+    );
+    assert_eq!(
+        Config::load(&default_path, false, []).unwrap_err().problems,
+        [note.as_str(), "intake.queue_url is required", "intake.dead_letter_queue_url is required"]
+    );
+    assert_eq!(
+        Config::load_for_client(&default_path, false, variables(&[("ROOTWARDEN_WORKERS__X", "1")]))
+            .unwrap_err()
+            .problems[0],
+        note
+    );
+    assert_eq!(missing_file_note(&default_path, false), Some(note));
+    // Variables alone may make a valid configuration: the note is there for main to print.
+    let env = variables(&[
+        ("ROOTWARDEN_INTAKE__QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/111122223333/jobs"),
+        ("ROOTWARDEN_INTAKE__DEAD_LETTER_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/111122223333/jobs-dlq"),
+    ]);
+    Config::load(&default_path, false, env).expect("a configuration from variables alone");
+    // With a file there, or a file asked for, there is no note.
+    assert_eq!(missing_file_note(&dir.file(QUEUES), false), None);
+    assert_eq!(missing_file_note(Path::new("/nonexistent/rootwarden.toml"), true), None);
+    // A file asked for (--config or ROOTWARDEN_CONFIG) that is not there.
+    assert_eq!(
+        Config::load(Path::new("/nonexistent/rootwarden.toml"), true, []).unwrap_err().problems,
+        ["no configuration file was read: /nonexistent/rootwarden.toml was not found (given by --config or ROOTWARDEN_CONFIG)"]
     );
 }
 
