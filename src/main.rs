@@ -544,14 +544,20 @@ async fn sweep(config: Config, mut options: rootwarden::sweep::SweepOptions) -> 
         progress_bar.set_position(p.done as u64);
         progress_bar.set_message(format!("{} posted", p.posted));
     }));
-    // Ctrl-C stops posting and collecting; the state and a partial report are written.
+    // Ctrl-C, or SIGTERM (a CronJob's deadline, an ECS task stopped), stops posting and
+    // collecting; the state and a partial report are written, and a resume takes it from there.
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
+    match signal_hook_tokio::Signals::new([SIGTERM, SIGINT]) {
+        Ok(mut signals) => {
+            tokio::spawn(async move {
+                if signals.next().await.is_some() {
+                    on_signal.cancel();
+                }
+            });
         }
-    });
+        Err(error) => eprintln!("rootwarden: stop signals cannot be caught ({error}); a stopped sweep loses its progress"),
+    }
     eprintln!("rootwarden: sweep {sweep_id} ({task})");
     let clients = rootwarden::aws::Clients::new(rootwarden::aws::sdk_config(&config.aws, None).await);
     let outcome = sweep::run(&clients, options, cancel).await;

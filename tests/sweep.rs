@@ -376,3 +376,39 @@ async fn retry_failed_posts_only_the_failed_accounts_again_as_a_new_attempt() {
     }
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_stopped_by_sigterm_keeps_its_progress_and_exits_incomplete() {
+    use std::io::{BufRead, BufReader};
+    // No daemon answers: the sweep posts, then waits for results until it is stopped, as a
+    // CronJob's deadline or an ECS stop would.
+    let local = LocalAws::start();
+    let seed = local.seed(5, 0, 0);
+    let dir = report_dir("sigterm");
+    std::fs::write(dir.join("rootwarden.toml"), config_toml(&local, &seed, "")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rootwarden"))
+        .args(["--config", dir.join("rootwarden.toml").to_str().unwrap(), "sweep"])
+        .args(["--task", "IAMAuditRootUserCredentials", "--report", dir.join("audit").to_str().unwrap()])
+        .env("AWS_ACCESS_KEY_ID", "AKIDMANAGEMENT000001")
+        .env("AWS_SECRET_ACCESS_KEY", "management-secret")
+        .env_remove("AWS_PROFILE")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let banner = stderr.next().unwrap().unwrap();
+    assert!(banner.starts_with("rootwarden: sweep "), "{banner}");
+    // Posted: the jobs wait in the intake queue, and the state file says so.
+    let intake = Queues::new(&local, &seed).await;
+    let start = std::time::Instant::now();
+    while intake.intake_depth().await.0 < 5 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the sweep posted its jobs");
+    }
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    let rest: Vec<String> = stderr.map_while(Result::ok).collect();
+    assert_eq!(exit.code(), Some(75), "incomplete, to be resumed: {rest:?}");
+    let state: Value = serde_json::from_slice(&std::fs::read(dir.join("audit.state.json")).unwrap()).unwrap();
+    assert_eq!(state["posted"].as_object().unwrap().len(), 5, "the progress was saved: {state}");
+}
