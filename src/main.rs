@@ -277,6 +277,9 @@ fn main() -> ExitCode {
         },
         Command::CheckConfig => match load(&path, explicit, &env) {
             Ok(config) => {
+                if let Some(note) = rootwarden::config::missing_file_note(&path, explicit) {
+                    eprintln!("rootwarden: {note}");
+                }
                 print!("{}", toml_text(&config));
                 ExitCode::SUCCESS
             }
@@ -327,6 +330,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(exit::CONFIG);
                 }
             };
+            if let Some(note) = rootwarden::config::missing_file_note(&path, explicit) {
+                tracing::warn!("{note}");
+            }
             let result = daemon_runtime(config.workers.runtime_threads).block_on(run(config, path, explicit));
             match result {
                 Ok(()) => ExitCode::SUCCESS,

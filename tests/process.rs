@@ -146,7 +146,7 @@ fn an_invalid_configuration_lists_every_problem_and_exits_78() {
 
     std::fs::write(
         &path,
-        "[intake]\nqueue_url = \"https://q/111122223333/in\"\ndead_letter_queue_url = \"https://q/111122223333/dlq\"\n",
+        "[intake]\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/111122223333/in\"\ndead_letter_queue_url = \"https://sqs.us-east-1.amazonaws.com/111122223333/dlq\"\n",
     )
     .unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_rootwarden"))
