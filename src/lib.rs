@@ -2,7 +2,8 @@
 //! an SQS intake queue.
 //!
 //! Map of the modules, in the order a job meets them:
-//! - [`config`]: the configuration, its defaults and validation.
+//! - [`config`]: the configuration, its defaults and validation; loading it from the file and the
+//!   environment key by key, with the closest key for an unknown one.
 //! - [`daemon`]: `run(config, shutdown)`: the poller, the worker pool, the drain.
 //! - [`intake`]: receiving messages and their SQS system attributes.
 //! - [`job`]: the v1 job contract, parsed and validated strictly.
