@@ -12,8 +12,9 @@
 //! - [`tasks`]: the five root tasks, a module each.
 //! - [`worker`]: one message from receipt to decision; [`outcome`]: the result contract.
 //! - [`ack`] and [`batch`]: deletes, dead letters, results and visibility, batched.
-//! - [`aws`]: shared SDK configuration and AWS error classification; [`sqs`]: what SQS accepts
-//!   of a message sent (size, byte-bounded batches, FIFO fields).
+//! - [`aws`]: shared SDK configuration, AWS error classification and the sentence explaining each
+//!   error (its cause and what to do next); [`sqs`]: what SQS accepts of a message sent (size,
+//!   byte-bounded batches, FIFO fields).
 //! - [`metrics`], [`events`], [`telemetry`], [`http`], [`systemd`]: what operators see.
 //! - [`submit`]: building and posting a job (the `submit` command).
 //! - [`sweep`]: one job per member account, results collected, resumable, reported (`sweep`);
