@@ -54,7 +54,8 @@ async fn make_env_prints_commands_that_work_as_printed() {
     let state = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("try-by-hand-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
     let mut environment = Environment { state: state.clone(), daemon: None };
-    let started = scripts_env(&["start", "--state-dir", state.to_str().unwrap()]);
+    // The binary this test run built: a build here would replace it under the other tests.
+    let started = scripts_env(&["start", "--state-dir", state.to_str().unwrap(), "--binary", env!("CARGO_BIN_EXE_rootwarden")]);
     let printed = String::from_utf8_lossy(&started.stdout).into_owned();
     assert!(started.status.success(), "{printed}\n{}", String::from_utf8_lossy(&started.stderr));
 
