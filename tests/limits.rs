@@ -166,12 +166,9 @@ async fn a_batch_sqs_finds_too_long_is_split_not_retried_unchanged() {
     assert_eq!(queues.intake_depth().await, (0, 0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_the_dead_letter_queue_cannot_hold_is_left_to_the_redrive_with_one_result() {
-    let local = LocalAws::start();
-    let seed = local.seed(2, 0, 0);
-    let queues = Queues::new(&local, &seed).await;
-    let sqs = &queues.sqs;
+/// An intake of 256 KiB whose redrive (after 2 receives) goes to a dead-letter queue of 64 KiB:
+/// (intake URL, dead-letter queue URL).
+async fn large_intake_small_dead_letter_queue(sqs: &aws_sdk_sqs::Client) -> (String, String) {
     let small_dead_letter = sqs
         .create_queue()
         .queue_name("small-dlq")
@@ -204,6 +201,32 @@ async fn a_message_the_dead_letter_queue_cannot_hold_is_left_to_the_redrive_with
         .unwrap()
         .queue_url
         .unwrap();
+    (intake, small_dead_letter)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_warns_at_start_up_when_the_dead_letter_queue_is_smaller_than_the_intake() {
+    let local = LocalAws::start();
+    let seed = local.seed(1, 0, 0);
+    let queues = Queues::new(&local, &seed).await;
+    let (intake, small_dead_letter) = large_intake_small_dead_letter_queue(&queues.sqs).await;
+    // The dead-letter URL first: the intake's URL is a prefix of it.
+    let toml = config_toml(&local, &seed, "")
+        .replace(&seed.queue("dead_letter"), &small_dead_letter)
+        .replace(&seed.queue("intake"), &intake);
+    let daemon = DaemonProcess::start(&toml, &[]);
+    let line = daemon.wait_for_line("MaximumMessageSize is smaller than the intake queue's", Duration::from_secs(60));
+    assert!(line.contains("\"dead_letter_limit\":65536") && line.contains("\"intake_limit\":262144"), "{line}");
+    daemon.signal("TERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_dead_letter_queue_cannot_hold_is_left_to_the_redrive_with_one_result() {
+    let local = LocalAws::start();
+    let seed = local.seed(2, 0, 0);
+    let queues = Queues::new(&local, &seed).await;
+    let sqs = &queues.sqs;
+    let (intake, small_dead_letter) = large_intake_small_dead_letter_queue(sqs).await;
     let mut config = config(&local, &seed);
     config.intake.queue_url = Some(intake.clone());
     config.intake.dead_letter_queue_url = Some(small_dead_letter.clone());
