@@ -219,9 +219,9 @@ impl Acknowledger {
         Ok(())
     }
 
-    /// The dead-letter queue's `MaximumMessageSize`.
-    pub async fn dead_letter_limit(&self) -> usize {
-        self.dead_letter_queue.max_message_size(&self.clients, &self.metrics).await
+    /// The dead-letter queue's `MaximumMessageSize`, once the queue answers.
+    pub async fn dead_letter_limit(&self) -> Result<usize, AwsCallError> {
+        self.dead_letter_queue.read_max_message_size(&self.clients, &self.metrics).await
     }
 
     /// Sets the message's visibility (heartbeat, retry backoff, or 0 to release it).

@@ -152,9 +152,14 @@ async fn wait_until_ready(context: &WorkerContext, intake_url: &str, shutdown: &
                 .queue_url(intake_url)
                 .attribute_names(QueueAttributeName::MaximumMessageSize)
                 .send();
-            let intake = aws::call(&context.metrics, "sqs", "GetQueueAttributes", request).await?;
-            // Read only once the intake answers: its failure is the one to report first.
-            Ok::<_, aws::AwsCallError>((intake, context.organization.features().await))
+            let intake = aws::call(&context.metrics, "sqs", "GetQueueAttributes", request)
+                .await
+                .map_err(|error| (Unready::Intake, error))?;
+            // Without its dead-letter queue no rejected or failed job could end: not ready.
+            let dead_letter_limit =
+                context.acknowledger.dead_letter_limit().await.map_err(|error| (Unready::DeadLetter, error))?;
+            // Read only once the queues answer: their failure is the one to report first.
+            Ok::<_, (Unready, aws::AwsCallError)>((intake, dead_letter_limit, context.organization.features().await))
         };
         // A stop signal need not wait for the SDK's own retries of an endpoint that does not answer.
         let outcome = tokio::select! {
@@ -163,31 +168,32 @@ async fn wait_until_ready(context: &WorkerContext, intake_url: &str, shutdown: &
         };
         let retry_in = humantime::format_duration(delay);
         match outcome {
-            Ok((intake, Ok(features))) => {
-                tracing::info!(features = ?features, failures, "The intake queue answers and the organization features were read.");
+            Ok((intake, dead_letter_limit, Ok(features))) => {
+                tracing::info!(features = ?features, failures, "The intake and dead-letter queues answer and the organization features were read.");
                 let intake_limit = intake
                     .attributes()
                     .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
                     .and_then(|v| v.parse::<usize>().ok());
                 if let Some(intake_limit) = intake_limit {
-                    warn_if_dead_letters_cannot_fit(context, intake_limit).await;
+                    warn_if_dead_letters_cannot_fit(intake_limit, dead_letter_limit);
                 }
                 return true;
             }
-            Err(error) => tracing::warn!(
+            Err((queue, error)) => tracing::warn!(
                 intake_url,
                 error.code = %error.code,
                 error.class = ?error.class,
                 failures = failures + 1,
-                "The intake queue does not answer yet (trying again in {retry_in}): {error}"
+                "The {} does not answer yet (trying again in {retry_in}): {error}",
+                queue.name()
             ),
-            Ok((_, Err(crate::policy::CheckError::Unavailable(error)))) => tracing::warn!(
+            Ok((_, _, Err(crate::policy::CheckError::Unavailable(error)))) => tracing::warn!(
                 error.code = %error.code,
                 error.class = ?error.class,
                 failures = failures + 1,
                 "The organization features could not be read yet (trying again in {retry_in}): {error}"
             ),
-            Ok((_, Err(crate::policy::CheckError::Rejected(rejection)))) => tracing::warn!(
+            Ok((_, _, Err(crate::policy::CheckError::Rejected(rejection)))) => tracing::warn!(
                 error.code = rejection.code,
                 failures = failures + 1,
                 "The organization features could not be read yet (trying again in {retry_in}): {}",
@@ -203,10 +209,25 @@ async fn wait_until_ready(context: &WorkerContext, intake_url: &str, shutdown: &
     }
 }
 
+/// Which queue kept the daemon from being ready.
+#[derive(Debug, Clone, Copy)]
+enum Unready {
+    Intake,
+    DeadLetter,
+}
+
+impl Unready {
+    fn name(self) -> &'static str {
+        match self {
+            Unready::Intake => "intake queue",
+            Unready::DeadLetter => "dead-letter queue",
+        }
+    }
+}
+
 /// The dead-letter copy of a message is its body and attributes plus the outcome and reason: a
 /// dead-letter queue with a smaller size limit than the intake cannot hold every message.
-async fn warn_if_dead_letters_cannot_fit(context: &WorkerContext, intake_limit: usize) {
-    let dead_letter_limit = context.acknowledger.dead_letter_limit().await;
+fn warn_if_dead_letters_cannot_fit(intake_limit: usize, dead_letter_limit: usize) {
     if dead_letter_limit < intake_limit {
         tracing::warn!(
             intake_limit,

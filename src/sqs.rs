@@ -5,7 +5,7 @@
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 use tokio::sync::OnceCell;
 
-use crate::aws::{self, Clients};
+use crate::aws::{self, AwsCallError, Clients};
 use crate::metrics::Metrics;
 
 /// SQS batch calls take at most ten entries.
@@ -98,8 +98,20 @@ impl QueueTarget {
     /// The queue's `MaximumMessageSize`. Read once; while SQS does not answer,
     /// [`FALLBACK_MAX_MESSAGE_SIZE`] is used and the read is tried again next time.
     pub async fn max_message_size(&self, clients: &Clients, metrics: &Metrics) -> usize {
+        match self.read_max_message_size(clients, metrics).await {
+            Ok(size) => size,
+            Err(error) => {
+                tracing::warn!(%error, queue = %self.url, limit = FALLBACK_MAX_MESSAGE_SIZE, "Could not read the queue's MaximumMessageSize; batches are sized by the smallest limit SQS allows by default.");
+                FALLBACK_MAX_MESSAGE_SIZE
+            }
+        }
+    }
+
+    /// The queue's `MaximumMessageSize`, read from SQS once it answers (so also a proof that the
+    /// queue exists and may be read).
+    pub async fn read_max_message_size(&self, clients: &Clients, metrics: &Metrics) -> Result<usize, AwsCallError> {
         if let Some(size) = self.max_message_size.get() {
-            return *size;
+            return Ok(*size);
         }
         let request = clients
             .sqs
@@ -107,20 +119,13 @@ impl QueueTarget {
             .queue_url(&self.url)
             .attribute_names(QueueAttributeName::MaximumMessageSize)
             .send();
-        match aws::call(metrics, "sqs", "GetQueueAttributes", request).await {
-            Ok(output) => {
-                let size = output
-                    .attributes()
-                    .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(FALLBACK_MAX_MESSAGE_SIZE);
-                *self.max_message_size.get_or_init(|| async { size }).await
-            }
-            Err(error) => {
-                tracing::warn!(%error, queue = %self.url, limit = FALLBACK_MAX_MESSAGE_SIZE, "Could not read the queue's MaximumMessageSize; batches are sized by the smallest limit SQS allows by default.");
-                FALLBACK_MAX_MESSAGE_SIZE
-            }
-        }
+        let output = aws::call(metrics, "sqs", "GetQueueAttributes", request).await?;
+        let size = output
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(FALLBACK_MAX_MESSAGE_SIZE);
+        Ok(*self.max_message_size.get_or_init(|| async { size }).await)
     }
 }
 

@@ -169,3 +169,20 @@ async fn a_job_slower_than_the_visibility_timeout_runs_once() {
     assert_eq!(metric_value(&metrics.render(), "rootwarden_jobs_received_total"), 1.0, "delivered once");
     assert_eq!(local.call_counts()["s3.DeleteBucketPolicy"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_takes_no_job_until_its_dead_letter_queue_answers() {
+    // A rejected or failed job could not end without its dead-letter queue: not ready until then.
+    let local = LocalAws::start();
+    let seed = local.seed(1, 0, 0);
+    let queues = Queues::new(&local, &seed).await;
+    let missing = seed.queue("dead_letter").replace("rootwarden-intake-dlq", "created-later");
+    let toml = config_toml(&local, &seed, "").replace(&seed.queue("dead_letter"), &missing);
+    let daemon = DaemonProcess::start(&toml, &[]);
+    let line = daemon.wait_for_line("The dead-letter queue does not answer yet", WAIT);
+    assert!(line.contains("the queue does not exist"), "{line}");
+    assert!(!daemon.log().contains("rootwarden is taking jobs."));
+    queues.sqs.create_queue().queue_name("created-later").send().await.unwrap();
+    daemon.wait_for_line("rootwarden is taking jobs.", WAIT);
+    daemon.signal("TERM");
+}
