@@ -97,21 +97,47 @@ async fn results_and_dead_letters_keep_the_account_as_their_message_group() {
     let daemon = RunningDaemon::start(config(&local, &seed)).await;
     queues.send(&job("grouped", &account, "IAMAuditRootUserCredentials", json!({}))).await;
     queues.send(&job("invalid", &account, "IAMAuditRootUserCredentials", json!({"bucket": "nope"}))).await;
-    for queue in ["results", "dead_letter"] {
-        let received = queues
-            .sqs
-            .receive_message()
-            .queue_url(seed.queue(queue))
-            .wait_time_seconds(10)
-            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
-        let group = received[0].attributes().unwrap()[&MessageSystemAttributeName::MessageGroupId].clone();
-        assert_eq!(group, account, "{queue}");
-    }
+    // Posted in message group `none` (see Queues::send): it names no account.
+    queues.send("not a job").await;
+    // body or job id -> message group, for each queue.
+    let groups = |queue: &'static str, count: usize| {
+        let (sqs, url) = (queues.sqs.clone(), seed.queue(queue));
+        async move {
+            let mut groups = BTreeMap::new();
+            let start = std::time::Instant::now();
+            while groups.len() < count {
+                assert!(start.elapsed() < WAIT, "{queue}: only {groups:?}");
+                let received = sqs
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(1)
+                    .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+                    .send()
+                    .await
+                    .unwrap();
+                for message in received.messages.unwrap_or_default() {
+                    let body = message.body().unwrap_or_default().to_owned();
+                    let key = serde_json::from_str::<Value>(&body)
+                        .ok()
+                        .and_then(|v| v["job_id"].as_str().map(str::to_owned))
+                        .unwrap_or(body);
+                    let group = message.attributes().unwrap()[&MessageSystemAttributeName::MessageGroupId].clone();
+                    sqs.delete_message().queue_url(&url).receipt_handle(message.receipt_handle().unwrap()).send().await.unwrap();
+                    groups.insert(key, group);
+                }
+            }
+            groups
+        }
+    };
+    let results = groups("results", 3).await;
+    assert_eq!(results["grouped"], account);
+    assert_eq!(results["invalid"], account);
+    let unnamed = results.iter().find(|(key, _)| key.contains("not a v1 job")).expect("the salvaged result");
+    assert_eq!(unnamed.1, "rootwarden-no-account", "a result naming no account: {results:?}");
+    let dead = groups("dead_letter", 2).await;
+    assert_eq!(dead["invalid"], account);
+    assert_eq!(dead["not a job"], "none", "a dead letter keeps the message's own group");
     daemon.stop().await;
 }
 
