@@ -91,3 +91,22 @@ async fn a_wait_past_max_throttle_wait_is_retried_like_a_transient_failure() {
     assert!(result["attempt"].as_u64().unwrap() >= 2, "the bound ended the first attempt: {result}");
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assume_root_call_that_does_not_answer_is_cut_at_the_job_timeout_and_retried() {
+    // Waiting for a session is not bounded by workers.job_timeout, but one AssumeRoot call is:
+    // a hung call must not hold the job until max_throttle_wait.
+    let local = LocalAws::start();
+    let seed = local.seed(1, 0, 0);
+    let account = seed.accounts()[0].clone();
+    let queues = Queues::new(&local, &seed).await;
+    let mut config = config(&local, &seed);
+    config.workers.job_timeout = Duration::from_secs(1);
+    local.fault(json!({"service": "sts", "operation": "AssumeRoot", "latency_ms": 4000, "count": 1}));
+    let daemon = RunningDaemon::start(config).await;
+    queues.send(&job("hung", &account, "IAMAuditRootUserCredentials", json!({}))).await;
+    let result = &queues.results(1, WAIT).await[0];
+    assert_eq!(result["outcome"], "succeeded", "{result}");
+    assert_eq!(result["attempt"], 2, "the hung call ended the first attempt: {result}");
+    daemon.stop().await;
+}
