@@ -7,7 +7,8 @@
 //! - [`daemon`]: `run(config, shutdown)`: the poller, the worker pool, the drain.
 //! - [`intake`]: receiving messages and their SQS system attributes.
 //! - [`job`]: the v1 job contract, parsed and validated strictly.
-//! - [`policy`]: guardrails before any root session (sender, freshness, task, account, ticket).
+//! - [`policy`]: guardrails before any root session (sender, freshness, task, account, ticket,
+//!   approvals); [`approvals`]: the two-person rule's canonical message and signature checks.
 //! - [`sessions`]: the root session cache; [`ratelimit`]: the AssumeRoot token bucket.
 //! - [`tasks`]: the five root tasks, a module each.
 //! - [`worker`]: one message from receipt to decision; [`outcome`]: the result contract.
@@ -21,6 +22,7 @@
 //!   [`features`]: the organization's root access set-up (`features status|enable`).
 
 pub mod ack;
+pub mod approvals;
 pub mod aws;
 pub mod batch;
 pub mod config;
