@@ -21,8 +21,7 @@ use tokio_util::sync::CancellationToken;
 const WAIT: Duration = Duration::from_secs(180);
 
 async fn clients(local: &LocalAws) -> Clients {
-    let aws = rootwarden::config::AwsConfig { endpoint_url: Some(local.endpoint.clone()), ..Default::default() };
-    Clients::new(rootwarden::aws::sdk_config(&aws, Some(credentials())).await)
+    management_clients(local).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

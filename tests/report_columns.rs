@@ -25,26 +25,6 @@ const ACCOUNTS: usize = 30;
 const SCRIPT_HEADER: &str =
     "AccountId,MFADevices,AccountAccessKeysPresent,AccountMFAEnabled,AccountPasswordPresent,PasswordLastUsedTime";
 
-async fn clients_with(local: &LocalAws, credentials: aws_credential_types::Credentials) -> Clients {
-    Clients::new(sdk_config(local, credentials).await)
-}
-
-/// An IAM client acting in a member account through OrganizationAccountAccessRole, as an
-/// operator (and `localaws seed`) reaches member accounts.
-async fn member_iam(local: &LocalAws, management: &Clients, account: &str) -> aws_sdk_iam::Client {
-    let role = format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole");
-    let assumed = management.sts.assume_role().role_arn(role).role_session_name("report-columns").send().await.unwrap();
-    let c = assumed.credentials().unwrap();
-    let credentials = aws_credential_types::Credentials::new(
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token().to_owned()),
-        None,
-        "member",
-    );
-    clients_with(local, credentials).await.iam
-}
-
 /// Gives a member `users` IAM users, each with an enabled virtual MFA device, and `spare`
 /// virtual MFA devices assigned to no one; returns the devices made.
 async fn iam_mfa_devices(iam: &aws_sdk_iam::Client, users: usize, spare: usize) -> usize {
@@ -124,7 +104,7 @@ async fn the_audit_csv_has_the_script_columns_with_the_script_values() {
     for (index, account) in accounts.iter().enumerate() {
         let (users, spare) = (usize::from(index % 4 == 1) + usize::from(index % 8 == 1), usize::from(index % 5 == 2));
         if users + spare > 0 {
-            let iam = member_iam(&local, &management, account).await;
+            let iam = member_clients(&local, account).await.iam;
             iam_devices.insert(account.clone(), iam_mfa_devices(&iam, users, spare).await);
         }
     }

@@ -21,12 +21,7 @@ use tokio_util::sync::CancellationToken;
 const ACCOUNTS: usize = 500;
 
 async fn clients(local: &LocalAws) -> Clients {
-    clients_with(local, credentials()).await
-}
-
-async fn clients_with(local: &LocalAws, credentials: aws_credential_types::Credentials) -> Clients {
-    let aws = rootwarden::config::AwsConfig { endpoint_url: Some(local.endpoint.clone()), ..Default::default() };
-    Clients::new(rootwarden::aws::sdk_config(&aws, Some(credentials)).await)
+    management_clients(local).await
 }
 
 /// A fresh directory for one test's reports.
@@ -313,21 +308,6 @@ async fn features_status_and_enable_say_what_aws_refuses() {
 }
 
 /// Clients acting in a member account through OrganizationAccountAccessRole.
-async fn member_clients(local: &LocalAws, account: &str) -> Clients {
-    let management = clients(local).await;
-    let role = format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole");
-    let assumed = management.sts.assume_role().role_arn(role).role_session_name("test").send().await.unwrap();
-    let c = assumed.credentials().unwrap();
-    let credentials = aws_credential_types::Credentials::new(
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token().to_owned()),
-        None,
-        "member",
-    );
-    clients_with(local, credentials).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_failed_posts_only_the_failed_accounts_again_as_a_new_attempt() {
     const FEW: usize = 12;

@@ -193,6 +193,28 @@ pub async fn sdk_config(local: &LocalAws, credentials: Credentials) -> aws_confi
     rootwarden::aws::sdk_config(&aws, Some(credentials)).await
 }
 
+/// rootwarden's client set acting with these credentials in the local environment.
+pub async fn clients_with(local: &LocalAws, credentials: Credentials) -> rootwarden::aws::Clients {
+    rootwarden::aws::Clients::new(sdk_config(local, credentials).await)
+}
+
+/// rootwarden's client set acting as the management account.
+pub async fn management_clients(local: &LocalAws) -> rootwarden::aws::Clients {
+    clients_with(local, credentials()).await
+}
+
+/// Clients acting in a member account through OrganizationAccountAccessRole, as an operator
+/// (and `localaws seed`) reaches member accounts.
+pub async fn member_clients(local: &LocalAws, account: &str) -> rootwarden::aws::Clients {
+    let management = management_clients(local).await;
+    let role = format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole");
+    let assumed = management.sts.assume_role().role_arn(role).role_session_name("test").send().await.unwrap();
+    let c = assumed.credentials().unwrap();
+    let credentials =
+        Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_owned()), None, "member");
+    clients_with(local, credentials).await
+}
+
 /// Credentials of the management account in the local environment.
 pub fn credentials() -> Credentials {
     Credentials::new("AKIDMANAGEMENT000001", "management-secret", None, None, "tests")
