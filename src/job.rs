@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::approvals::Approval;
+
 /// One of the five AWS managed root task policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Task {
@@ -167,6 +169,8 @@ pub struct Job {
     pub ticket: Option<String>,
     /// Only read, and report what would change.
     pub dry_run: bool,
+    /// Signed approvals of this job's action (the two-person rule); not part of what they sign.
+    pub approvals: Vec<Approval>,
 }
 
 /// The wire form, exactly as posted; unknown fields are refused.
@@ -202,6 +206,9 @@ pub struct JobMessage {
     /// See [`Job::dry_run`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+    /// See [`Job::approvals`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<Vec<Approval>>,
 }
 
 /// Why a message is not a valid job. Its text names the field and the rule.
@@ -248,6 +255,9 @@ impl JobHeader {
 }
 
 const MAX_FREE_TEXT: usize = 256;
+
+/// Most approvals one job may carry (more would only cost verification time).
+pub const MAX_APPROVALS: usize = 16;
 
 /// True for exactly twelve ASCII digits.
 pub fn is_account_id(text: &str) -> bool {
@@ -297,7 +307,7 @@ impl Job {
 
 impl JobMessage {
     /// Applies the contract's field rules.
-    pub fn validate(self) -> Result<Job, JobError> {
+    pub fn validate(mut self) -> Result<Job, JobError> {
         let mut problems = Vec::new();
         if self.version != 1 {
             problems.push(format!("version: must be 1, not {}", self.version));
@@ -319,6 +329,18 @@ impl JobMessage {
                 problems.push(format!("{field}: must be at most {MAX_FREE_TEXT} characters"));
             }
         }
+        let approvals = self.approvals.take().unwrap_or_default();
+        if approvals.len() > MAX_APPROVALS {
+            problems.push(format!("approvals: at most {MAX_APPROVALS}, not {}", approvals.len()));
+        }
+        for (index, approval) in approvals.iter().enumerate() {
+            if approval.approver.is_empty() || approval.approver.chars().count() > 128 {
+                problems.push(format!("approvals[{index}].approver: must be 1 to 128 characters"));
+            }
+            if approval.signature.len() > 1024 || approval.not_after.len() > 64 {
+                problems.push(format!("approvals[{index}]: signature or not_after too long"));
+            }
+        }
         let field_only_for = |field: &str, present: bool, owner: Task, problems: &mut Vec<String>| {
             if present && task.is_some_and(|t| t != owner) {
                 problems.push(format!("{field}: allowed only for {owner}"));
@@ -338,6 +360,7 @@ impl JobMessage {
                 requested_by: self.requested_by,
                 ticket: self.ticket,
                 dry_run: self.dry_run.unwrap_or(false),
+                approvals,
             }),
             _ => Err(JobError::Invalid(problems)),
         }
@@ -462,6 +485,22 @@ mod tests {
     fn policy_arn_comes_from_the_task() {
         assert_eq!(Task::SqsUnlockQueuePolicy.policy_arn(), "arn:aws:iam::aws:policy/root-task/SQSUnlockQueuePolicy");
         assert_eq!(Task::CreateRootUserPassword.feature(), OrganizationFeature::RootCredentialsManagement);
+    }
+
+    #[test]
+    fn approvals_are_an_optional_list_of_three_fields() {
+        let job = Job::parse(&body(r#","task":"IAMAuditRootUserCredentials""#)).unwrap();
+        assert!(job.approvals.is_empty());
+        let one = r#","task":"IAMAuditRootUserCredentials","approvals":[{"approver":"alice","signature":"c2ln","not_after":"2026-12-02T09:00:00Z"}]"#;
+        let job = Job::parse(&body(one)).unwrap();
+        assert_eq!(job.approvals[0].approver, "alice");
+        let extra = one.replace(r#""approver""#, r#""by":"x","approver""#);
+        assert!(matches!(Job::parse(&body(&extra)), Err(JobError::Malformed(m)) if m.contains("unknown field `by`")));
+        let many = format!(
+            r#","task":"IAMAuditRootUserCredentials","approvals":[{}]"#,
+            vec![r#"{"approver":"a","signature":"","not_after":""}"#; 17].join(",")
+        );
+        assert!(Job::parse(&body(&many)).unwrap_err().to_string().contains("approvals: at most 16"));
     }
 
     #[test]

@@ -424,6 +424,7 @@ fn new_job(args: SubmitArgs) -> Result<rootwarden::submit::NewJob, ExitCode> {
         ticket: args.ticket,
         dry_run: args.dry_run,
         traceparent: None,
+        approvals: Vec::new(),
     };
     match job.body() {
         Ok(_) => Ok(job),

@@ -32,6 +32,8 @@ pub struct NewJob {
     pub dry_run: bool,
     /// W3C traceparent to continue.
     pub traceparent: Option<String>,
+    /// Signed approvals (see [`crate::approvals`]); posted only when there are some.
+    pub approvals: Vec<crate::approvals::Approval>,
 }
 
 /// Why a job could not be posted.
@@ -69,6 +71,7 @@ impl NewJob {
             requested_by: self.requested_by.clone(),
             ticket: self.ticket.clone(),
             dry_run: self.dry_run.then_some(true),
+            approvals: (!self.approvals.is_empty()).then(|| self.approvals.clone()),
         };
         let body = serde_json::to_string(&message).expect("jobs serialize");
         let job = crate::job::Job::parse(&body)?;
