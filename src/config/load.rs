@@ -14,13 +14,14 @@ use super::{
 };
 
 /// Environment keys whose values are comma-separated lists.
-const LIST_KEYS: [&str; 6] = [
+const LIST_KEYS: [&str; 7] = [
     "policy.allowed_tasks",
     "policy.allowed_accounts",
     "policy.denied_accounts",
     "policy.denied_organizational_units",
     "policy.allowed_senders",
     "policy.require_ticket",
+    "policy.require_approval",
 ];
 
 impl Config {

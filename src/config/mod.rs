@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::approvals::ApproverKey;
 use crate::job::{Task, is_account_id};
 pub use load::missing_file_note;
 use queue_url::queue_url_problem;
@@ -198,6 +199,23 @@ pub struct PolicyConfig {
     pub max_job_age: Duration,
     /// AssumeRoot calls per second across the process.
     pub assume_root_rate: f64,
+    /// Tasks whose jobs run only with signed approvals (the two-person rule); empty: none.
+    pub require_approval: Vec<String>,
+    /// Valid approvals, from distinct approvers, such a job needs (at least 1).
+    pub approvals_required: usize,
+    /// Who may approve, with their public keys.
+    pub approvers: Vec<ApproverConfig>,
+}
+
+/// One entry of `policy.approvers`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApproverConfig {
+    /// The id approvals name in `approver`.
+    pub id: String,
+    /// PEM `PUBLIC KEY` (SubjectPublicKeyInfo) or its DER in base64 (as `aws kms
+    /// get-public-key` returns it): Ed25519 or ECDSA P-256.
+    pub public_key: String,
 }
 
 impl Default for PolicyConfig {
@@ -217,6 +235,9 @@ impl Default for PolicyConfig {
             dry_run: false,
             max_job_age: Duration::from_secs(24 * 3600),
             assume_root_rate: 20.0,
+            require_approval: Vec::new(),
+            approvals_required: 2,
+            approvers: Vec::new(),
         }
     }
 }
@@ -396,7 +417,11 @@ impl PolicyConfig {
     /// Problems of the `[policy]` section alone (a SIGHUP reload checks only these).
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        for (key, tasks) in [("policy.allowed_tasks", &self.allowed_tasks), ("policy.require_ticket", &self.require_ticket)] {
+        for (key, tasks) in [
+            ("policy.allowed_tasks", &self.allowed_tasks),
+            ("policy.require_ticket", &self.require_ticket),
+            ("policy.require_approval", &self.require_approval),
+        ] {
             for task in tasks {
                 if task.parse::<Task>().is_err() {
                     problems.push(format!("{key}: `{task}` is not one of the five root tasks"));
@@ -438,7 +463,41 @@ impl PolicyConfig {
         if self.max_job_age < Duration::from_secs(1) {
             problems.push("policy.max_job_age must be at least 1s".into());
         }
+        problems.extend(self.approval_problems());
         problems
+    }
+
+    fn approval_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.approvals_required == 0 {
+            problems.push("policy.approvals_required must be at least 1".into());
+        }
+        let mut ids = BTreeSet::new();
+        for approver in &self.approvers {
+            let id = &approver.id;
+            if id.is_empty() || id.chars().count() > 128 || id.contains(char::is_whitespace) {
+                problems.push(format!("policy.approvers: id `{id}` must be 1 to 128 characters without spaces"));
+            }
+            if !ids.insert(id.as_str()) {
+                problems.push(format!("policy.approvers: `{id}` is listed more than once"));
+            }
+            if let Err(error) = ApproverKey::parse(id, &approver.public_key) {
+                problems.push(format!("policy.approvers: the public_key of `{id}` is {error}"));
+            }
+        }
+        if !self.require_approval.is_empty() && ids.len() < self.approvals_required {
+            problems.push(format!(
+                "policy.approvals_required is {} but policy.approvers has {}: jobs of policy.require_approval tasks could never run",
+                self.approvals_required,
+                ids.len()
+            ));
+        }
+        problems
+    }
+
+    /// The approvers' keys (those that parse; [`PolicyConfig::problems`] reports the others).
+    pub fn approver_keys(&self) -> Vec<ApproverKey> {
+        self.approvers.iter().filter_map(|a| ApproverKey::parse(&a.id, &a.public_key).ok()).collect()
     }
 }
 
@@ -489,6 +548,40 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn approvers_are_checked_and_listed_with_the_other_problems() {
+        let ed25519 = "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=";
+        let good = format!(
+            r#"{MINIMAL}
+            [policy]
+            require_approval = ["S3UnlockBucketPolicy"]
+            approvals_required = 1
+            approvers = [{{ id = "alice", public_key = "{ed25519}" }}]
+            "#
+        );
+        let config = Config::from_toml(&good).unwrap();
+        assert_eq!(config.policy.approver_keys().len(), 1);
+        let bad = format!(
+            r#"{MINIMAL}
+            [policy]
+            require_approval = ["S3UnlockBucketPolicy", "Nope"]
+            approvals_required = 3
+            approvers = [{{ id = "alice", public_key = "{ed25519}" }}, {{ id = "alice", public_key = "AAAA" }}]
+            "#
+        );
+        let text = Config::from_toml(&bad).unwrap_err().problems.join("\n");
+        for expected in [
+            "policy.require_approval: `Nope` is not one of the five",
+            "policy.approvers: `alice` is listed more than once",
+            "policy.approvers: the public_key of `alice` is not an Ed25519 or ECDSA P-256 public key",
+            "policy.approvals_required is 3 but policy.approvers has 1",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        let zero = format!("{MINIMAL}\n[policy]\napprovals_required = 0");
+        assert!(Config::from_toml(&zero).unwrap_err().problems.join("\n").contains("at least 1"));
     }
 
     #[test]
