@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use crate::approvals;
 use crate::aws::{self, AwsCallError, Clients, ErrorClass};
 use crate::config::PolicyConfig;
 use crate::job::Job;
@@ -52,7 +53,7 @@ pub struct Provenance {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     /// `policy.sender`, `policy.freshness`, `policy.task`, `policy.feature`, `policy.account`,
-    /// `policy.membership` or `policy.ticket`.
+    /// `policy.membership`, `policy.ticket` or `policy.approval`.
     pub code: &'static str,
     /// A sentence.
     pub reason: String,
@@ -100,6 +101,14 @@ pub fn check_static(policy: &PolicyConfig, job: &Job, provenance: &Provenance, n
     }
     if policy.require_ticket.iter().any(|t| t == job.task.as_str()) && job.ticket.as_deref().is_none_or(|t| t.trim().is_empty()) {
         return fail("policy.ticket", format!("task {} needs a ticket", job.task));
+    }
+    // The two-person rule. A dry run is exempt: it makes only read calls and changes nothing.
+    let dry_run = job.dry_run || policy.dry_run;
+    if !dry_run && policy.require_approval.iter().any(|t| t == job.task.as_str()) {
+        let keys = policy.approver_keys();
+        if let Err(shortfall) = approvals::verify(job, &job.approvals, &keys, policy.approvals_required, now) {
+            return fail("policy.approval", shortfall.0);
+        }
     }
     Ok(())
 }
@@ -431,6 +440,51 @@ mod tests {
         assert_eq!(check_static(&policy, &unlock, &fresh(), SystemTime::now()).unwrap_err().code, "policy.ticket");
         let approved = job("S3UnlockBucketPolicy", "111122223333", Some("CHG-1"));
         assert_eq!(check_static(&policy, &approved, &fresh(), SystemTime::now()), Ok(()));
+    }
+
+    #[test]
+    fn approvals_are_required_for_the_listed_tasks_except_in_dry_runs() {
+        use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+
+        use crate::approvals::{Approval, base64, canonical_message};
+        use crate::config::ApproverConfig;
+
+        let pair = Ed25519KeyPair::generate().unwrap();
+        let public_key = base64(AsDer::<PublicKeyX509Der>::as_der(pair.public_key()).unwrap().as_ref());
+        let alice = ApproverConfig { id: "alice".into(), public_key };
+        let policy = PolicyConfig {
+            require_approval: vec!["S3UnlockBucketPolicy".into()],
+            approvals_required: 1,
+            approvers: vec![alice],
+            ..PolicyConfig::default()
+        };
+        let handle = PolicyHandle::new(policy.clone());
+        let mut unlock = job("S3UnlockBucketPolicy", "111122223333", Some("CHG-1"));
+        let rejection = check_static(&handle.current(), &unlock, &fresh(), SystemTime::now()).unwrap_err();
+        assert_eq!(rejection.code, "policy.approval");
+        assert!(rejection.reason.contains("needs 1 valid approvals from distinct approvers, found 0"), "{rejection:?}");
+        let not_after = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(3600)).to_string();
+        let signature = base64(pair.sign(&canonical_message(&unlock, &not_after)).as_ref());
+        unlock.approvals = vec![Approval { approver: "alice".into(), signature, not_after }];
+        assert_eq!(check_static(&handle.current(), &unlock, &fresh(), SystemTime::now()), Ok(()));
+        let audit = job("IAMAuditRootUserCredentials", "111122223333", None);
+        assert_eq!(check_static(&handle.current(), &audit, &fresh(), SystemTime::now()), Ok(()), "not a listed task");
+        let mut dry = job("S3UnlockBucketPolicy", "111122223333", Some("CHG-1"));
+        dry.dry_run = true;
+        assert_eq!(check_static(&handle.current(), &dry, &fresh(), SystemTime::now()), Ok(()), "dry runs are exempt");
+
+        // A reload that removes alice invalidates her pending approvals.
+        let without_alice = PolicyConfig { approvers: Vec::new(), require_approval: Vec::new(), ..policy.clone() };
+        handle
+            .replace(PolicyConfig { require_approval: policy.require_approval.clone(), ..without_alice.clone() })
+            .unwrap_err();
+        handle.replace(without_alice).unwrap();
+        assert_eq!(check_static(&handle.current(), &unlock, &fresh(), SystemTime::now()), Ok(()), "no longer required");
+        let other = ApproverConfig { id: "bob".into(), public_key: policy.approvers[0].public_key.clone() };
+        handle.replace(PolicyConfig { approvers: vec![other], ..policy }).unwrap();
+        let rejection = check_static(&handle.current(), &unlock, &fresh(), SystemTime::now()).unwrap_err();
+        assert!(rejection.reason.contains("`alice`: unknown approver"), "{rejection:?}");
     }
 
     #[test]

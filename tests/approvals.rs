@@ -1,0 +1,136 @@
+//! The two-person rule against the local AWS environment: a job of a task in
+//! `policy.require_approval` runs with enough valid approvals, and is otherwise rejected
+//! (`policy.approval`, with the reason) before any root session is requested.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use rootwarden::approvals::{base64, canonical_message};
+use rootwarden::config::ApproverConfig;
+use rootwarden::job::Job;
+use serde_json::{Value, json};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// An approver with a local Ed25519 key, or a KMS-style ECDSA P-256 key (DER public key, DER
+/// signatures over SHA-256).
+enum Signer {
+    Ed25519(Ed25519KeyPair),
+    P256(EcdsaKeyPair),
+}
+
+impl Signer {
+    fn public_key(&self) -> String {
+        let der = match self {
+            Signer::Ed25519(pair) => AsDer::<PublicKeyX509Der>::as_der(pair.public_key()).unwrap(),
+            Signer::P256(pair) => AsDer::<PublicKeyX509Der>::as_der(pair.public_key()).unwrap(),
+        };
+        base64(der.as_ref())
+    }
+
+    /// The approval of the job `body` by `id`, valid until `not_after`.
+    fn approve(&self, id: &str, body: &str, not_after: SystemTime) -> Value {
+        let not_after = rfc3339(not_after);
+        let message = canonical_message(&Job::parse(body).unwrap(), &not_after);
+        let signature = match self {
+            Signer::Ed25519(pair) => base64(pair.sign(&message).as_ref()),
+            Signer::P256(pair) => base64(pair.sign(&SystemRandom::new(), &message).unwrap().as_ref()),
+        };
+        json!({"approver": id, "signature": signature, "not_after": not_after})
+    }
+}
+
+fn with_approvals(body: &str, approvals: Vec<Value>) -> String {
+    let mut job: Value = serde_json::from_str(body).unwrap();
+    job["approvals"] = Value::Array(approvals);
+    job.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_of_three_approvals_run_and_every_shortfall_is_rejected_before_assume_root() {
+    let local = LocalAws::start();
+    let seed = local.seed(2, 1, 0);
+    let (bucket, account) = seed.locked_buckets()[0].clone();
+    let queues = Queues::new(&local, &seed).await;
+
+    let alice = Signer::Ed25519(Ed25519KeyPair::generate().unwrap());
+    let bob = Signer::Ed25519(Ed25519KeyPair::generate().unwrap());
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let carol_kms = Signer::P256(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap());
+    let mallory = Signer::Ed25519(Ed25519KeyPair::generate().unwrap());
+
+    let mut config = config(&local, &seed);
+    config.policy.require_approval = vec!["S3UnlockBucketPolicy".into()];
+    config.policy.approvals_required = 2;
+    config.policy.approvers = [("alice", &alice), ("bob", &bob), ("carol-kms", &carol_kms)]
+        .into_iter()
+        .map(|(id, signer)| ApproverConfig { id: id.into(), public_key: signer.public_key() })
+        .collect();
+    let daemon = RunningDaemon::start(config).await;
+
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    let earlier = SystemTime::now() - Duration::from_secs(3600);
+    let unlock = |id: &str, bucket: &str| job(id, &account, "S3UnlockBucketPolicy", json!({"bucket": bucket}));
+
+    let one = unlock("one", &bucket);
+    queues.send(&with_approvals(&one, vec![alice.approve("alice", &one, later)])).await;
+    let unknown = unlock("unknown", &bucket);
+    let approvals = vec![alice.approve("alice", &unknown, later), mallory.approve("mallory", &unknown, later)];
+    queues.send(&with_approvals(&unknown, approvals)).await;
+    let twice = unlock("twice", &bucket);
+    let approvals = vec![alice.approve("alice", &twice, later), alice.approve("alice", &twice, later)];
+    queues.send(&with_approvals(&twice, approvals)).await;
+    let expired = unlock("expired", &bucket);
+    let approvals = vec![alice.approve("alice", &expired, later), bob.approve("bob", &expired, earlier)];
+    queues.send(&with_approvals(&expired, approvals)).await;
+    // Approved for another bucket, then posted for this one.
+    let signed = unlock("tampered", "some-other-bucket");
+    let approvals = vec![alice.approve("alice", &signed, later), bob.approve("bob", &signed, later)];
+    queues.send(&with_approvals(&unlock("tampered", &bucket), approvals)).await;
+
+    let results = queues.results(5, WAIT).await;
+    let by_id: HashMap<String, Value> = results.iter().map(|r| (r["job_id"].as_str().unwrap().to_owned(), r.clone())).collect();
+    let expected = [
+        ("one", "found 1 (`alice`)"),
+        ("unknown", "`mallory`: unknown approver"),
+        ("twice", "`alice` approved more than once (counted once)"),
+        ("expired", "`bob`: expired at"),
+        ("tampered", "`alice`: invalid signature"),
+    ];
+    for (job_id, reason) in expected {
+        let result = &by_id[job_id];
+        assert_eq!(result["outcome"], "rejected", "{job_id}: {result}");
+        assert_eq!(result["error_code"], "policy.approval", "{job_id}: {result}");
+        let text = result["reason"].as_str().unwrap();
+        assert!(text.contains("needs 2 valid approvals from distinct approvers"), "{job_id}: {text}");
+        assert!(text.contains(reason), "{job_id}: {reason:?} not in {text}");
+    }
+    assert!(local.assume_root_calls().is_empty(), "no root session for a job without enough approvals");
+
+    // Two of three (one of them the KMS-style key) run; so does a dry run without approvals.
+    let approved = unlock("approved", &bucket);
+    let approvals = vec![alice.approve("alice", &approved, later), carol_kms.approve("carol-kms", &approved, later)];
+    queues.send(&with_approvals(&approved, approvals)).await;
+    let results = queues.results(1, WAIT).await;
+    assert_eq!(results[0]["job_id"], "approved");
+    assert_eq!(results[0]["outcome"], "succeeded", "{}", results[0]);
+    assert_eq!(local.assume_root_calls().len(), 1);
+    let dry = job("dry", &account, "S3UnlockBucketPolicy", json!({"bucket": bucket, "dry_run": true}));
+    queues.send(&dry).await;
+    let results = queues.results(1, WAIT).await;
+    // The bucket is unlocked by now: the dry run finds nothing to change, but it ran.
+    assert_eq!(results[0]["outcome"], "no_change", "a dry run is exempt: {}", results[0]);
+    assert_eq!(results[0]["dry_run"], true);
+    daemon.stop().await;
+}
