@@ -81,6 +81,9 @@ enum Command {
     CheckConfig,
     /// Builds a v1 job, validates it, posts it to the intake queue and prints the message id.
     Submit(Box<SubmitArgs>),
+    /// Adds an approval to the job read on stdin (two-person rule), or prints the bytes an
+    /// external signer (aws kms sign) must sign.
+    Approve(Box<ApproveArgs>),
     /// Posts one job per member account, waits for the results and writes a CSV/JSON report.
     Sweep(Box<SweepArgs>),
     /// Shows or enables the organization's centralized root access set-up.
@@ -132,6 +135,50 @@ struct SubmitArgs {
     /// Intake queue URL (default: intake.queue_url from the configuration).
     #[arg(long)]
     intake_url: Option<String>,
+    /// Approvals to post with the job: a JSON list of approvals, or a job as `rootwarden
+    /// approve` writes it (its `approvals`). They sign the job id: pass --job-id.
+    #[arg(long, value_name = "FILE", requires = "job_id")]
+    approvals: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Reads the job (JSON) on stdin. With --key or --add-signature, writes it with one more approval \
+    on stdout. With --print-digest, writes the exact bytes to sign on stdout and the not_after to use on stderr, e.g.\n  \
+    rootwarden approve --print-digest --not-after 2026-12-02T09:00:00Z < job.json > message.bin\n  \
+    aws kms sign --key-id alias/approver-bob --signing-algorithm ECDSA_SHA_256 --message-type RAW \
+    --message fileb://message.bin --query Signature --output text\n  \
+    rootwarden approve --add-signature --approver bob --signature <base64> --not-after 2026-12-02T09:00:00Z \
+    < job.json > approved.json")]
+struct ApproveArgs {
+    /// Signs with this PKCS#8 PEM private key (Ed25519 or ECDSA P-256); the key is never printed.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["print_digest", "add_signature"], requires = "approver")]
+    key: Option<PathBuf>,
+    /// The approver's id, as in policy.approvers.
+    #[arg(long)]
+    approver: Option<String>,
+    /// When the approval stops counting: an RFC 3339 UTC time, or a duration from now (24h).
+    #[arg(long, default_value = "24h", value_parser = parse_not_after)]
+    not_after: String,
+    /// Prints the canonical message to sign (raw bytes) instead of approving.
+    #[arg(long, conflicts_with = "add_signature")]
+    print_digest: bool,
+    /// Adds a signature made elsewhere (with --approver, --signature and the --not-after it signed).
+    #[arg(long, requires_all = ["approver", "signature"])]
+    add_signature: bool,
+    /// The base64 signature, for --add-signature (what aws kms sign returns).
+    #[arg(long, requires = "add_signature")]
+    signature: Option<String>,
+}
+
+/// `--not-after`: an RFC 3339 time as given, or a duration from now, written in RFC 3339.
+fn parse_not_after(text: &str) -> Result<String, String> {
+    if humantime::parse_rfc3339(text).is_ok() {
+        return Ok(text.to_owned());
+    }
+    match humantime::parse_duration(text) {
+        Ok(duration) => Ok(humantime::format_rfc3339_seconds(std::time::SystemTime::now() + duration).to_string()),
+        Err(_) => Err("not an RFC 3339 UTC time (2026-12-02T09:00:00Z) or a duration (24h)".into()),
+    }
 }
 
 #[derive(Subcommand)]
@@ -299,6 +346,7 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
+        Command::Approve(args) => approve(*args),
         Command::Sweep(args) => {
             // Every flag is checked (and a sweep to resume found) before the banner and any AWS
             // call. Like submit: only [aws], [intake] and [results] matter, and flags may replace them.
@@ -412,6 +460,13 @@ fn reload_policy(policy: &PolicyHandle, path: &std::path::Path, explicit: bool) 
 
 /// The job the flags describe, validated exactly as the daemon validates it (usage error: 64).
 fn new_job(args: SubmitArgs) -> Result<rootwarden::submit::NewJob, ExitCode> {
+    let approvals = match &args.approvals {
+        None => Vec::new(),
+        Some(path) => read_approvals(path).map_err(|error| {
+            eprintln!("rootwarden: --approvals {}: {error}", path.display());
+            ExitCode::from(exit::USAGE)
+        })?,
+    };
     let job = rootwarden::submit::NewJob {
         job_id: args.job_id,
         account_id: args.account,
@@ -424,7 +479,7 @@ fn new_job(args: SubmitArgs) -> Result<rootwarden::submit::NewJob, ExitCode> {
         ticket: args.ticket,
         dry_run: args.dry_run,
         traceparent: None,
-        approvals: Vec::new(),
+        approvals,
     };
     match job.body() {
         Ok(_) => Ok(job),
@@ -433,6 +488,68 @@ fn new_job(args: SubmitArgs) -> Result<rootwarden::submit::NewJob, ExitCode> {
             Err(ExitCode::from(exit::USAGE))
         }
     }
+}
+
+/// A JSON list of approvals, or a job whose `approvals` are taken.
+fn read_approvals(path: &std::path::Path) -> Result<Vec<rootwarden::approvals::Approval>, String> {
+    let text = std::fs::read_to_string(path).map_err(|error| error.to_string())?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| format!("not JSON: {error}"))?;
+    let list = match value {
+        serde_json::Value::Object(mut job) => job.remove("approvals").ok_or("the job in it has no approvals")?,
+        list => list,
+    };
+    serde_json::from_value(list).map_err(|error| format!("not a list of approvals: {error}"))
+}
+
+/// `rootwarden approve`: one approval more on the job read on stdin, or the message to sign.
+fn approve(args: ApproveArgs) -> ExitCode {
+    use std::io::{Read, Write};
+    let usage = |text: String| {
+        eprintln!("rootwarden: {text}");
+        ExitCode::from(exit::USAGE)
+    };
+    let mut body = String::new();
+    if let Err(error) = std::io::stdin().read_to_string(&mut body) {
+        return usage(format!("could not read the job on stdin: {error}"));
+    }
+    let job = match rootwarden::job::Job::parse(&body) {
+        Ok(job) => job,
+        Err(error) => return usage(format!("the job on stdin is invalid: {error}")),
+    };
+    let message = rootwarden::approvals::canonical_message(&job, &args.not_after);
+    if args.print_digest {
+        eprintln!("rootwarden: sign these bytes; not_after: {} (pass it to --add-signature --not-after)", args.not_after);
+        let mut stdout = std::io::stdout();
+        return match stdout.write_all(&message).and_then(|()| stdout.flush()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => usage(format!("could not write the message: {error}")),
+        };
+    }
+    let signature = match (&args.key, &args.signature) {
+        (Some(path), _) => {
+            let key = match std::fs::read_to_string(path) {
+                Ok(text) => rootwarden::approvals::SigningKey::from_pem(&text),
+                Err(error) => Err(error.to_string()),
+            };
+            match key.and_then(|key| key.sign(&message)) {
+                Ok(signature) => signature,
+                Err(error) => return usage(format!("--key {}: {error}", path.display())),
+            }
+        }
+        (None, Some(signature)) => signature.trim().to_owned(),
+        (None, None) => return usage("give --key FILE, --add-signature or --print-digest".into()),
+    };
+    let approval =
+        rootwarden::approvals::Approval { approver: args.approver.unwrap_or_default(), signature, not_after: args.not_after };
+    let mut value: serde_json::Value = serde_json::from_str(&body).expect("the job parsed");
+    let approvals =
+        value.as_object_mut().expect("a job is an object").entry("approvals").or_insert_with(|| serde_json::json!([]));
+    match approvals.as_array_mut() {
+        Some(list) => list.push(serde_json::to_value(approval).expect("approvals serialize")),
+        None => return usage("the job's approvals are not a list".into()),
+    }
+    println!("{}", serde_json::to_string_pretty(&value).expect("JSON serializes"));
+    ExitCode::SUCCESS
 }
 
 async fn submit(config: Config, job: rootwarden::submit::NewJob, intake_url: Option<String>) -> ExitCode {

@@ -134,3 +134,72 @@ async fn two_of_three_approvals_run_and_every_shortfall_is_rejected_before_assum
     assert_eq!(results[0]["dry_run"], true);
     daemon.stop().await;
 }
+
+/// Runs `rootwarden approve ARGS` with `stdin`; returns (status, stdout, stderr).
+fn approve_command(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rootwarden"))
+        .arg("approve")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (output.status.code().unwrap(), output.stdout, String::from_utf8(output.stderr).unwrap())
+}
+
+fn private_pem(pkcs8: &[u8]) -> String {
+    format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", base64(pkcs8))
+}
+
+#[test]
+fn approve_signs_with_a_local_key_and_adds_a_kms_style_signature_made_from_print_digest() {
+    use rootwarden::approvals::{ApproverKey, verify};
+
+    let dir = std::env::temp_dir().join(format!("rootwarden-approve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rng = SystemRandom::new();
+    let alice_pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let alice = Ed25519KeyPair::from_pkcs8(alice_pkcs8.as_ref()).unwrap();
+    let alice_pem = private_pem(alice_pkcs8.as_ref());
+    let alice_file = dir.join("alice.pem");
+    std::fs::write(&alice_file, &alice_pem).unwrap();
+    // Bob's key stays in "KMS": only its public key (DER) and its signatures leave it.
+    let bob_pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let bob = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, bob_pkcs8.as_ref()).unwrap();
+
+    let body = r#"{"version":1,"job_id":"CHG-7","account_id":"111122223333","task":"S3UnlockBucketPolicy",
+        "bucket":"payments-artifacts","ticket":"CHG-7"}"#;
+    let (status, once, stderr) =
+        approve_command(&["--key", alice_file.to_str().unwrap(), "--approver", "alice", "--not-after", "2h"], body.as_bytes());
+    assert_eq!(status, 0, "{stderr}");
+    let key_body: String = alice_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!String::from_utf8_lossy(&once).contains(&key_body) && !stderr.contains(&key_body), "the private key leaked");
+
+    let not_after = rfc3339(SystemTime::now() + Duration::from_secs(3600));
+    let (status, message, stderr) = approve_command(&["--print-digest", "--not-after", &not_after], &once);
+    assert_eq!(status, 0, "{stderr}");
+    assert!(message.starts_with(b"rootwarden-approval-v1\n"));
+    assert!(stderr.contains(&not_after), "{stderr}");
+    let signature = base64(bob.sign(&rng, &message).unwrap().as_ref());
+    let args = ["--add-signature", "--approver", "bob-kms", "--signature", &signature, "--not-after", &not_after];
+    let (status, twice, stderr) = approve_command(&args, &once);
+    assert_eq!(status, 0, "{stderr}");
+
+    let job = Job::parse(std::str::from_utf8(&twice).unwrap()).unwrap();
+    assert_eq!(job.approvals.len(), 2);
+    let alice_public = base64(AsDer::<PublicKeyX509Der>::as_der(alice.public_key()).unwrap().as_ref());
+    let bob_public = base64(AsDer::<PublicKeyX509Der>::as_der(bob.public_key()).unwrap().as_ref());
+    let keys = [ApproverKey::parse("alice", &alice_public).unwrap(), ApproverKey::parse("bob-kms", &bob_public).unwrap()];
+    assert_eq!(verify(&job, &job.approvals, &keys, 2, SystemTime::now()), Ok(()));
+
+    // A job not valid for the daemon, or a file that is not a private key: usage errors (64).
+    assert_eq!(approve_command(&["--print-digest"], b"{}").0, 64);
+    let (status, _, stderr) = approve_command(&["--key", "/etc/hostname", "--approver", "x"], body.as_bytes());
+    assert_eq!(status, 64, "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
