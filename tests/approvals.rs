@@ -121,7 +121,22 @@ async fn two_of_three_approvals_run_and_every_shortfall_is_rejected_before_assum
     // Two of three (one of them the KMS-style key) run; so does a dry run without approvals.
     let approved = unlock("approved", &bucket);
     let approvals = vec![alice.approve("alice", &approved, later), carol_kms.approve("carol-kms", &approved, later)];
-    queues.send(&with_approvals(&approved, approvals)).await;
+    // Posted by `rootwarden submit --approvals FILE` (FILE: the approved job, as `approve` writes it).
+    let dir = std::env::temp_dir().join(format!("rootwarden-approvals-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("rootwarden.toml"), config_toml(&local, &seed, "")).unwrap();
+    std::fs::write(dir.join("approved.json"), with_approvals(&approved, approvals)).unwrap();
+    let submit = std::process::Command::new(env!("CARGO_BIN_EXE_rootwarden"))
+        .args(["--config", dir.join("rootwarden.toml").to_str().unwrap(), "submit"])
+        .args(["--account", &account, "--task", "S3UnlockBucketPolicy", "--bucket", &bucket, "--ticket", "CHG-1"])
+        .args(["--job-id", "approved", "--approvals", dir.join("approved.json").to_str().unwrap()])
+        .env("AWS_ACCESS_KEY_ID", "AKIDMANAGEMENT000001")
+        .env("AWS_SECRET_ACCESS_KEY", "management-secret")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    assert!(submit.status.success(), "{}", String::from_utf8_lossy(&submit.stderr));
+    std::fs::remove_dir_all(dir).unwrap();
     let results = queues.results(1, WAIT).await;
     assert_eq!(results[0]["job_id"], "approved");
     assert_eq!(results[0]["outcome"], "succeeded", "{}", results[0]);
