@@ -218,3 +218,60 @@ fn approve_signs_with_a_local_key_and_adds_a_kms_style_signature_made_from_print
     assert_eq!(status, 64, "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_adds_an_approver_and_removing_one_invalidates_its_pending_approvals() {
+    let local = LocalAws::start();
+    let seed = local.seed(2, 0, 0);
+    let account = seed.accounts()[0].clone();
+    let queues = Queues::new(&local, &seed).await;
+    let alice = Signer::Ed25519(Ed25519KeyPair::generate().unwrap());
+    let bob = Signer::Ed25519(Ed25519KeyPair::generate().unwrap());
+    let base = config_toml(&local, &seed, "");
+    let policy = |approvers: &[(&str, &Signer)]| {
+        let list: Vec<String> = approvers
+            .iter()
+            .map(|(id, signer)| format!(r#"{{ id = "{id}", public_key = "{}" }}"#, signer.public_key()))
+            .collect();
+        format!(
+            "{base}\n[policy]\nrequire_approval = [\"IAMCreateRootUserPassword\"]\napprovals_required = 1\napprovers = [{}]\n",
+            list.join(", ")
+        )
+    };
+    let daemon = DaemonProcess::start(&policy(&[("alice", &alice)]), &[]);
+    let path = daemon.dir.join("rootwarden.toml");
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    let approved = |id: &str, by: &str, signer: &Signer| {
+        let body = job(id, &account, "IAMCreateRootUserPassword", json!({}));
+        with_approvals(&body, vec![signer.approve(by, &body, later)])
+    };
+    let reload = |text: String| {
+        let count = daemon.log().matches("the policy was reloaded").count();
+        std::fs::write(&path, text).unwrap();
+        daemon.signal("HUP");
+        let start = std::time::Instant::now();
+        while daemon.log().matches("the policy was reloaded").count() == count {
+            assert!(start.elapsed() < WAIT, "no reload:\n{}", daemon.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    queues.send(&approved("by-bob-before", "bob", &bob)).await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!(result["error_code"], "policy.approval", "{result}");
+    assert!(result["reason"].as_str().unwrap().contains("`bob`: unknown approver"), "{result}");
+
+    reload(policy(&[("alice", &alice), ("bob", &bob)]));
+    queues.send(&approved("by-bob-after", "bob", &bob)).await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert!(["succeeded", "no_change"].contains(&result["outcome"].as_str().unwrap()), "bob was added: {result}");
+
+    // Alice approved a job that has not been delivered yet; she is removed before it is.
+    let pending = approved("by-alice-pending", "alice", &alice);
+    reload(policy(&[("bob", &bob)]));
+    queues.send(&pending).await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!(result["error_code"], "policy.approval", "{result}");
+    assert!(result["reason"].as_str().unwrap().contains("`alice`: unknown approver"), "{result}");
+    assert_eq!(local.assume_root_calls().len(), 1, "only bob's approved job got a root session");
+}
