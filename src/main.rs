@@ -522,7 +522,10 @@ fn approve(args: ApproveArgs) -> ExitCode {
         let mut stdout = std::io::stdout();
         return match stdout.write_all(&message).and_then(|()| stdout.flush()) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(error) => usage(format!("could not write the message: {error}")),
+            Err(error) => {
+                eprintln!("rootwarden: could not write the message: {error}");
+                ExitCode::FAILURE
+            }
         };
     }
     let signature = match (&args.key, &args.signature) {
@@ -548,8 +551,14 @@ fn approve(args: ApproveArgs) -> ExitCode {
         Some(list) => list.push(serde_json::to_value(approval).expect("approvals serialize")),
         None => return usage("the job's approvals are not a list".into()),
     }
-    println!("{}", serde_json::to_string_pretty(&value).expect("JSON serializes"));
-    ExitCode::SUCCESS
+    let text = serde_json::to_string_pretty(&value).expect("JSON serializes");
+    match writeln!(std::io::stdout(), "{text}") {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rootwarden: could not write the approved job: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn submit(config: Config, job: rootwarden::submit::NewJob, intake_url: Option<String>) -> ExitCode {
