@@ -215,15 +215,33 @@ fn cut_reason(reason: &str) -> String {
 }
 
 fn bound_findings(findings: serde_json::Value) -> serde_json::Value {
-    let json = findings.to_string();
-    if json.len() <= MAX_FINDINGS_BYTES {
+    // Measured without building the text: every job's findings pass here, nearly all small.
+    if serde_json::to_writer(ByteCounter { limit: MAX_FINDINGS_BYTES, bytes: 0 }, &findings).is_ok() {
         return findings;
     }
+    let json = findings.to_string();
     serde_json::json!({
         "truncated": true,
         "original_bytes": json.len(),
         "preview": json.chars().take(FINDINGS_PREVIEW_CHARS).collect::<String>(),
     })
+}
+
+/// A writer that only counts, and fails once past `limit` bytes.
+struct ByteCounter {
+    limit: usize,
+    bytes: usize,
+}
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes += buf.len();
+        if self.bytes > self.limit { Err(std::io::Error::other("over the limit")) } else { Ok(buf.len()) }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// RFC 3339 with millisecond precision, UTC.

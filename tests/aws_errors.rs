@@ -5,13 +5,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use support::DaemonProcess;
+use support::{DaemonProcess, collect_lines};
 
 /// How long a command that fails at its first AWS call may take.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -232,17 +231,7 @@ struct Run {
 impl Run {
     fn start(scratch: &Scratch, config: &Path) -> Self {
         let mut child = rootwarden(scratch, config, &["run"], false).spawn().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for stream in
-            [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())]
-        {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
+        let lines = collect_lines(&mut child);
         Self { child, lines }
     }
 

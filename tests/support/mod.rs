@@ -355,16 +355,30 @@ impl Queues {
     }
 
     async fn results_available(&self, queue_url: &str) -> Vec<Value> {
+        self.receive_and_delete(queue_url)
+            .await
+            .into_iter()
+            .map(|(body, _)| serde_json::from_str(&body).unwrap())
+            .collect()
+    }
+
+    /// One receive (up to ten messages, a one-second long poll), each message deleted.
+    async fn receive_and_delete(
+        &self,
+        queue_url: &str,
+    ) -> Vec<(String, std::collections::HashMap<String, MessageAttributeValue>)> {
         let output = self
             .sqs
             .receive_message()
             .queue_url(queue_url)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
             .unwrap();
-        let mut bodies = Vec::new();
+        let mut received = Vec::new();
         for message in output.messages.unwrap_or_default() {
             self.sqs
                 .delete_message()
@@ -373,9 +387,9 @@ impl Queues {
                 .send()
                 .await
                 .unwrap();
-            bodies.push(serde_json::from_str(&message.body.unwrap_or_default()).unwrap());
+            received.push((message.body.unwrap_or_default(), message.message_attributes.unwrap_or_default()));
         }
-        bodies
+        received
     }
 
     /// Waits (long polling, bounded by `deadline`) for `count` results, deleting them.
@@ -426,27 +440,7 @@ impl Queues {
         let mut collected = Vec::new();
         while collected.len() < count {
             assert!(start.elapsed() < deadline, "only {} of {count} messages arrived in {deadline:?}", collected.len());
-            let output = self
-                .sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .message_attribute_names("All")
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .unwrap();
-            for message in output.messages.unwrap_or_default() {
-                self.sqs
-                    .delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(message.receipt_handle.unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-                collected.push((message.body.unwrap_or_default(), message.message_attributes.unwrap_or_default()));
-            }
+            collected.extend(self.receive_and_delete(queue_url).await);
         }
         collected
     }
@@ -464,6 +458,22 @@ pub fn job(job_id: &str, account: &str, task: &str, extra: Value) -> String {
         body[key] = value.clone();
     }
     body.to_string()
+}
+
+/// Collects a child's stdout and stderr lines as they come (the child must pipe both).
+pub fn collect_lines(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for stream in
+        [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())]
+    {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    lines
 }
 
 /// The `rootwarden` binary running as a child process, its log lines collected as they come.
@@ -503,17 +513,7 @@ impl DaemonProcess {
             command.env(key, value);
         }
         let mut child = command.spawn().unwrap();
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        for stream in
-            [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())]
-        {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
+        let lines = collect_lines(&mut child);
         Self { child, lines, dir }
     }
 
