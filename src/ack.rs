@@ -88,7 +88,7 @@ pub struct Acknowledger {
     metrics: Metrics,
     intake_url: String,
     dead_letter_queue: Arc<QueueTarget>,
-    deletes: Batcher<PendingDelete>,
+    deletes: Batcher<PendingDelete, SendError>,
     dead_letters: Batcher<Outgoing, SendError>,
     results: Option<Batcher<Completion, SendError>>,
 }
@@ -356,7 +356,7 @@ fn index(id: &str) -> Option<usize> {
 }
 
 /// One DeleteMessageBatch of up to ten receipt handles.
-async fn delete_batch(clients: Clients, metrics: Metrics, url: String, handles: Vec<String>) -> Vec<Result<(), String>> {
+async fn delete_batch(clients: Clients, metrics: Metrics, url: String, handles: Vec<String>) -> Vec<Result<(), SendError>> {
     let mut results = vec![Err(SendError::Failed("not attempted".into())); handles.len()];
     with_entry_retries("DeleteMessageBatch", (0..handles.len()).collect(), &mut results, |pending| {
         let entries = pending.iter().map(|&i| {
@@ -382,7 +382,7 @@ async fn delete_batch(clients: Clients, metrics: Metrics, url: String, handles: 
         }
     })
     .await;
-    results.into_iter().map(|r| r.map_err(|e| e.to_string())).collect()
+    results
 }
 
 /// Sends up to ten messages: in as few SendMessageBatch calls as the queue's size limit allows,
