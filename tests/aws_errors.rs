@@ -149,6 +149,26 @@ fn submit_to_a_closed_port_names_the_endpoint_and_what_to_check() {
 }
 
 #[test]
+fn rust_log_debug_adds_the_sdks_error_chain_for_a_client_command() {
+    let scratch = Scratch::new("chain");
+    let endpoint = closed_endpoint();
+    let config = scratch.config(&endpoint);
+    let mut command = rootwarden(&scratch, &config, SUBMIT, true);
+    command.env("RUST_LOG", "rootwarden=debug");
+    let output = output(command);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error.chain"), "the chain is logged with RUST_LOG=debug:\n{stderr}");
+    assert!(!stderr.contains(SECRET), "no secret in the chain");
+    let plain = output_of(rootwarden(&scratch, &config, SUBMIT, true));
+    assert!(!plain.contains("error.chain"), "without RUST_LOG, only the sentence:\n{plain}");
+}
+
+fn output_of(command: Command) -> String {
+    String::from_utf8_lossy(&output(command).stderr).into_owned()
+}
+
+#[test]
 fn submit_to_an_unknown_host_names_the_host() {
     let scratch = Scratch::new("dns");
     // `.invalid` never resolves (RFC 2606).
