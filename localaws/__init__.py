@@ -24,6 +24,8 @@ Modules (one concern each):
     speed        moto's hot paths made cheap, with the same answers
     sqs_limits   SQS message sizes in bytes, attributes included, as AWS counts them
     sqs_fifo     FIFO deduplication ids remembered for 5 minutes after the send
+    s3_regions   ListBuckets' regions and pages, and the redirect to a bucket's region
+    resources    buckets and queues made in bulk in moto's backends (control API)
     control      the /_localaws JSON control endpoints
     middleware   the WSGI glue in front of moto
     server       the foreground server (serve)

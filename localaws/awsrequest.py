@@ -81,17 +81,6 @@ class AwsRequest:
             return value if value is None or isinstance(value, str) else str(value)
         return self.params().get(name)
 
-    def sqs_attributes(self) -> dict[str, str]:
-        """SetQueueAttributes' Attributes map, in either SQS protocol."""
-        if self.protocol == JSON:
-            attrs = self.json().get("Attributes") or {}
-            return {str(k): str(v) for k, v in attrs.items()} if isinstance(attrs, dict) else {}
-        params, attrs, index = self.params(), {}, 1
-        while f"Attribute.{index}.Name" in params:
-            attrs[params[f"Attribute.{index}.Name"]] = params.get(f"Attribute.{index}.Value", "")
-            index += 1
-        return attrs
-
     def s3_bucket(self) -> str | None:
         """The bucket of a path-style S3 request."""
         parts = self.path.lstrip("/").split("/", 1)

@@ -1,8 +1,8 @@
 """The /_localaws JSON control endpoints (same port as the AWS APIs).
 
 Tests and the benchmark use them to set root user state, read the AssumeRoot
-log, per-operation call counts and root-session concurrency, inject faults and
-shift the session clock.
+log, per-operation call counts and root-session concurrency, inject faults,
+shift the session clock and make buckets and queues in bulk.
 Each handler takes the parsed JSON body and returns (status, JSON object).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-from . import clock, rootuser
+from . import clock, resources, rootuser
 from .faults import FaultSpecError
 from .responses import Reply
 from .state import STATE
@@ -25,7 +25,7 @@ def handle(environ: dict, start_response) -> list[bytes]:
     path = environ.get("PATH_INFO", "")
     try:
         body = _json_body(environ)
-        status, payload = _route(method, path, body)
+        status, payload = _route(method, path, body, environ)
     except ValueError as err:
         status, payload = 400, {"error": str(err)}
     data = json.dumps(payload).encode()
@@ -46,7 +46,7 @@ def _json_body(environ: dict) -> dict:
     return value
 
 
-def _route(method: str, path: str, body: dict) -> tuple[int, dict]:
+def _route(method: str, path: str, body: dict, environ: dict) -> tuple[int, dict]:
     match = _ACCOUNT_ROOT.match(path)
     if match:
         return _account_root(method, match.group(1), body)
@@ -63,6 +63,7 @@ def _route(method: str, path: str, body: dict) -> tuple[int, dict]:
         ("DELETE", "root-concurrency"): _clear_root_concurrency,
         ("GET", "clock"): _get_clock,
         ("POST", "clock"): lambda: _advance_clock(body),
+        ("POST", "resources"): lambda: _create_resources(body, environ),
     }
     handler = routes.get((method, path[len(PREFIX):].rstrip("/")))
     if handler is None:
@@ -123,6 +124,19 @@ def _clear_faults() -> tuple[int, dict]:
 def _clear_root_concurrency() -> tuple[int, dict]:
     STATE.root_in_flight.clear()
     return 200, {"max_in_flight": {}}
+
+
+def _create_resources(body: dict, environ: dict) -> tuple[int, dict]:
+    try:
+        return 200, resources.create(body, _base_url(environ))
+    except resources.SpecError as err:
+        return err.status, {"error": str(err)}
+
+
+def _base_url(environ: dict) -> str:
+    """The scheme and host this request came to, as moto builds queue URLs from them."""
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
 
 
 def _get_clock() -> tuple[int, dict]:

@@ -2,18 +2,20 @@
 
 For each AWS request, in order: count it (AssumeRoot credentials' requests also
 in flight for their member account until answered), apply injected faults (an
-entry fault is armed for moto's batch handler instead), then, for AssumeRoot
-credentials, refuse expired or out-of-scope calls, route the rest to
-the member account (moto's `x-moto-account-id` header) and answer root-user
-IAM calls; answer AssumeRoot and the IAM organization-features API; stamp the
-SQS SenderId; hand everything else to moto unchanged.
+entry fault is armed for moto's batch handler instead), refuse expired
+AssumeRoot credentials, answer an S3 request signed for another region than its
+bucket's with AWS's redirect (any credentials), then, for AssumeRoot
+credentials, refuse out-of-scope calls, route the rest to the member account
+(moto's `x-moto-account-id` header) and answer root-user IAM calls; answer
+AssumeRoot and the IAM organization-features API; stamp the SQS SenderId; hand
+everything else to moto unchanged.
 """
 
 from __future__ import annotations
 
 import time
 
-from . import assume_root, batch_faults, control, features, identity, responses, root_iam, scope
+from . import assume_root, batch_faults, control, features, identity, responses, root_iam, s3_regions, scope
 from .awsrequest import AwsRequest
 from .organization import forget_members
 from .state import STATE
@@ -66,6 +68,11 @@ class LocalAwsMiddleware:
         reply = self._fault(req)
         if reply is not None:
             return reply
+        if session is not None and session.expired():
+            return responses.error(req, "ExpiredToken", EXPIRED_MESSAGE, 400)
+        reply = s3_regions.redirect(req)
+        if reply is not None:
+            return reply
         if session is not None:
             reply = self._root_session(req, session)
             if reply is not None:
@@ -95,8 +102,6 @@ class LocalAwsMiddleware:
         return responses.error(req, firing.error, message, firing.status)
 
     def _root_session(self, req: AwsRequest, session) -> responses.Reply | None:
-        if session.expired():
-            return responses.error(req, "ExpiredToken", EXPIRED_MESSAGE, 400)
         denial = scope.check(session, req)
         if denial is not None:
             return responses.error(req, denial.code, denial.message, 403)

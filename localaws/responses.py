@@ -31,8 +31,8 @@ STATUS = {
     "ValidationError": 400, "NoSuchBucketPolicy": 404,
 }
 
-_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-            500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 301: "Moved Permanently", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+            409: "Conflict", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 # How a generic error code is spelled by services that spell it differently.
 _S3_CODES = {"Throttling": "SlowDown", "ThrottlingException": "SlowDown"}

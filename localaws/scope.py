@@ -82,9 +82,9 @@ def _check_queue(session: RootSession, req: AwsRequest) -> Denial | None:
         owner = queue_url_account(req.param("QueueUrl") or "")
     if owner is not None and owner != session.account_id:
         return _not_allowed(session, req, "because the queue belongs to another account")
-    if req.operation == "SetQueueAttributes" and req.sqs_attributes() != {"Policy": ""}:
-        return _not_allowed(session, req, "because the task policy only allows removing the queue policy "
-                                          '(Attributes {"Policy": ""})')
+    # SetQueueAttributes: any attributes and values. AWS's task policy lists the action without a
+    # condition (IAM has no condition key for attribute names), so a policy can be removed, replaced
+    # by some of its statements, or restored.
     return None
 
 

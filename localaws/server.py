@@ -29,7 +29,7 @@ def build_app(extended: bool = True):
     app = DomainDispatcherApplication(create_backend_app)
     if not extended:
         return app
-    from . import batch_faults, identity, organization, root_iam, speed, sqs_fifo, sqs_limits
+    from . import batch_faults, identity, organization, root_iam, s3_regions, speed, sqs_fifo, sqs_limits
     from .middleware import LocalAwsMiddleware
 
     organization.install()
@@ -39,6 +39,7 @@ def build_app(extended: bool = True):
     sqs_limits.install()
     sqs_fifo.install()
     batch_faults.install()
+    s3_regions.install()
     return LocalAwsMiddleware(app)
 
 

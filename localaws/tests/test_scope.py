@@ -2,6 +2,8 @@
 
 import json
 import time
+import urllib.parse
+import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
@@ -10,6 +12,10 @@ from .conftest import error_of
 
 DENY_ALL = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*"}]})
+TWO_STATEMENTS = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Sid": "DenyEveryone", "Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": "*"},
+    {"Sid": "AllowSend", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+     "Action": "sqs:SendMessage", "Resource": "*"}]})
 
 
 def _denied(call, *args, **kwargs) -> tuple[str, int]:
@@ -73,25 +79,55 @@ def test_s3_task_manages_the_members_bucket_policy_only(aws):
     assert _denied(aws.client("sqs", creds).list_queues) == ("AccessDenied", 403)
 
 
-def test_sqs_task_can_only_clear_the_members_queue_policy(aws):
+def test_sqs_task_sets_the_members_queue_attributes_only(aws):
     member = aws.full_setup()
     member_sqs = aws.client("sqs", aws.member_creds(member))
     url = member_sqs.create_queue(QueueName="locked")["QueueUrl"]
-    member_sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": DENY_ALL})
+    member_sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": TWO_STATEMENTS})
     other_url = aws.client("sqs").create_queue(QueueName="management-queue")["QueueUrl"]
     sqs = aws.client("sqs", aws.root_session(member, "SQSUnlockQueuePolicy"))
     assert sqs.get_queue_url(QueueName="locked")["QueueUrl"] == url
     assert sqs.list_queues()["QueueUrls"] == [url]
-    assert "Policy" in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])["Attributes"]
-    assert _denied(sqs.set_queue_attributes, QueueUrl=url,
-                   Attributes={"Policy": DENY_ALL}) == ("AccessDenied", 403)
-    assert _denied(sqs.set_queue_attributes, QueueUrl=url,
-                   Attributes={"VisibilityTimeout": "0"}) == ("AccessDenied", 403)
+
+    def policy() -> dict | None:
+        attributes = member_sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return json.loads(attributes["Policy"]) if "Policy" in attributes else None
+
+    assert json.loads(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])["Attributes"]["Policy"]) \
+        == json.loads(TWO_STATEMENTS)
+    # Remove only the deny statement and put the rest back; restore; remove all.
+    kept = {**json.loads(TWO_STATEMENTS), "Statement": json.loads(TWO_STATEMENTS)["Statement"][1:]}
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(kept)})
+    assert policy() == kept
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": TWO_STATEMENTS})
+    assert policy() == json.loads(TWO_STATEMENTS)
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""})
-    assert "Policy" not in member_sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert policy() is None
+    # The task policy lists the action without conditions: any attribute (see the README's notes).
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "45"})
+    assert member_sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])[
+        "Attributes"]["VisibilityTimeout"] == "45"
+    # Never on another account's queue, and never other actions.
+    assert _denied(sqs.set_queue_attributes, QueueUrl=other_url, Attributes={"Policy": ""}) == ("AccessDenied", 403)
     assert _denied(sqs.get_queue_attributes, QueueUrl=other_url, AttributeNames=["All"]) == ("AccessDenied", 403)
     assert _denied(sqs.send_message, QueueUrl=url, MessageBody="x") == ("AccessDenied", 403)
     assert _denied(sqs.delete_queue, QueueUrl=url) == ("AccessDenied", 403)
+
+
+def test_sqs_task_sets_attributes_in_the_sqs_query_protocol_too(aws):
+    member = aws.full_setup()
+    url = aws.client("sqs", aws.member_creds(member)).create_queue(QueueName="locked")["QueueUrl"]
+    creds = aws.root_session(member, "SQSUnlockQueuePolicy")
+    form = urllib.parse.urlencode({"Action": "SetQueueAttributes", "Version": "2012-11-05", "QueueUrl": url,
+                                   "Attribute.1.Name": "Policy", "Attribute.1.Value": TWO_STATEMENTS})
+    request = urllib.request.Request(aws.endpoint, data=form.encode(), headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={creds['aws_access_key_id']}/20260101/us-east-1/sqs/"
+                         "aws4_request, SignedHeaders=host, Signature=0"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    attributes = aws.client("sqs", creds).get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])["Attributes"]
+    assert json.loads(attributes["Policy"]) == json.loads(TWO_STATEMENTS)
 
 
 def test_session_expires_when_the_clock_passes_expiration(aws):
