@@ -11,6 +11,7 @@
 //!   approvals); [`approvals`]: the two-person rule's canonical message and signature checks.
 //! - [`sessions`]: the root session cache; [`ratelimit`]: the AssumeRoot token bucket.
 //! - [`tasks`]: the five root tasks, a module each.
+//! - [`resource_policy`]: the unlock tasks' policy documents, restore validation, lock-out rules.
 //! - [`worker`]: one message from receipt to decision; [`outcome`]: the result contract.
 //! - [`ack`] and [`batch`]: deletes, dead letters, results and visibility, batched.
 //! - [`aws`]: shared SDK configuration, AWS error classification and the sentence explaining each
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod policy;
 pub mod ratelimit;
+pub mod resource_policy;
 pub mod sessions;
 pub mod sqs;
 pub mod submit;
