@@ -20,6 +20,9 @@
 //! credentials=null
 //! remove_statements=null
 //! restore_policy_sha256=null
+//! allow_lockout=false
+//! discover=false
+//! regions=null
 //! ticket="CHG-1042"
 //! dry_run=false
 //! not_after="2026-12-02T09:00:00Z"
@@ -33,11 +36,15 @@
 //!   default, all four, when the job names none), deduplicated, sorted by name (byte order) and
 //!   joined with commas, e.g. `"access_keys,mfa_devices,password,signing_certificates"`;
 //!   `null` for the other tasks.
-//! - `remove_statements`: the job's statements to remove, in the job's order, joined with
-//!   commas; `restore_policy_sha256`: the lower-case hex SHA-256 of the `restore_policy`
-//!   document's JSON text as posted. Jobs of contract v1 do not carry these fields yet: they are
-//!   `null`, and stay `null` for jobs without them when the fields are added, so approvals of
-//!   such jobs keep verifying.
+//! - `remove_statements`: the statements an unlock job removes, as a compact JSON list in the
+//!   job's order with repeats dropped (`["DenyAll","#3"]`), `null` when the job removes none.
+//! - `restore_policy_sha256`: the lower-case hex SHA-256 of the policy an unlock job puts back,
+//!   taken over its compact JSON text with the keys in the job's order (a `restore_policy`
+//!   posted as a string is parsed first), `null` when the job restores none. With `jq`:
+//!   `jq -cj .restore_policy job.json | sha256sum` for an object.
+//! - `allow_lockout`: `true` when the job accepts a restored policy that locks everyone out.
+//! - `discover`: `true` for a discovery job; `regions`: its regions as a compact JSON list
+//!   (sorted, repeats dropped), `null` when it names none.
 //! - `ticket`: as in the job, `null` when absent; `dry_run`: the job's flag (`false` when
 //!   absent).
 //! - `not_after`: the approval's own `not_after`, exactly as written in the approval.
@@ -70,7 +77,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use crate::job::{Job, Target};
+use crate::job::{Job, PolicyChange, Target};
+use crate::resource_policy::PolicyDocument;
 
 /// The first line of every canonical message; a new format gets a new one.
 pub const PREFIX: &str = "rootwarden-approval-v1\n";
@@ -151,15 +159,26 @@ fn public_key_der(text: &str) -> Result<Vec<u8>, String> {
 /// documentation).
 pub fn canonical_message(job: &Job, not_after: &str) -> Vec<u8> {
     let json = |value: Option<&str>| serde_json::to_string(&value).expect("a string serializes");
-    let (bucket, queue_url, credentials) = match &job.target {
-        Target::Bucket(bucket) => (Some(bucket.clone()), None, None),
-        Target::Queue(url) => (None, Some(url.clone()), None),
+    let mut fields = ActionFields::default();
+    match &job.target {
+        Target::Bucket { bucket, change } => {
+            fields.bucket = Some(bucket.clone());
+            fields.set_change(change);
+        }
+        Target::Queue { queue_url, change } => {
+            fields.queue_url = Some(queue_url.clone());
+            fields.set_change(change);
+        }
         Target::Credentials(kinds) => {
             let names: BTreeSet<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
-            (None, None, Some(names.into_iter().collect::<Vec<_>>().join(",")))
+            fields.credentials = Some(names.into_iter().collect::<Vec<_>>().join(","));
         }
-        Target::RootUser => (None, None, None),
-    };
+        Target::Discover { regions } => {
+            fields.discover = true;
+            fields.regions = (!regions.is_empty()).then(|| compact(regions));
+        }
+        Target::RootUser => {}
+    }
     let mut text = String::from(PREFIX);
     let mut line = |key: &str, value: String| {
         let _ = writeln!(text, "{key}={value}");
@@ -168,17 +187,57 @@ pub fn canonical_message(job: &Job, not_after: &str) -> Vec<u8> {
     line("job_id", json(Some(&job.job_id)));
     line("account_id", json(Some(&job.account_id)));
     line("task", json(Some(job.task.as_str())));
-    line("bucket", json(bucket.as_deref()));
-    line("queue_url", json(queue_url.as_deref()));
+    line("bucket", json(fields.bucket.as_deref()));
+    line("queue_url", json(fields.queue_url.as_deref()));
     line("region", json(job.region.as_deref()));
-    line("credentials", json(credentials.as_deref()));
-    // Not in contract v1 yet: null, as for a job without them once they exist.
-    line("remove_statements", json(None));
-    line("restore_policy_sha256", json(None));
+    line("credentials", json(fields.credentials.as_deref()));
+    line("remove_statements", fields.remove_statements.unwrap_or_else(|| "null".into()));
+    line("restore_policy_sha256", json(fields.restore_policy_sha256.as_deref()));
+    line("allow_lockout", fields.allow_lockout.to_string());
+    line("discover", fields.discover.to_string());
+    line("regions", fields.regions.unwrap_or_else(|| "null".into()));
     line("ticket", json(job.ticket.as_deref()));
     line("dry_run", job.dry_run.to_string());
     line("not_after", json(Some(not_after)));
     text.into_bytes()
+}
+
+/// The signed fields that depend on the job's target, as written in the canonical message.
+#[derive(Default)]
+struct ActionFields {
+    bucket: Option<String>,
+    queue_url: Option<String>,
+    credentials: Option<String>,
+    remove_statements: Option<String>,
+    restore_policy_sha256: Option<String>,
+    allow_lockout: bool,
+    discover: bool,
+    regions: Option<String>,
+}
+
+impl ActionFields {
+    fn set_change(&mut self, change: &PolicyChange) {
+        match change {
+            PolicyChange::Delete => {}
+            PolicyChange::RemoveStatements(ids) => self.remove_statements = Some(compact(ids)),
+            PolicyChange::Restore { policy, allow_lockout } => {
+                self.restore_policy_sha256 = Some(restore_policy_sha256(policy));
+                self.allow_lockout = *allow_lockout;
+            }
+        }
+    }
+}
+
+/// A list of strings as compact JSON.
+fn compact(items: &[String]) -> String {
+    serde_json::to_string(items).expect("strings serialize")
+}
+
+/// The lower-case hex SHA-256 of a policy's compact JSON text (what approvers sign for a
+/// restore, so the signature covers every byte of the policy put back).
+pub fn restore_policy_sha256(policy: &PolicyDocument) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, policy.to_json().as_bytes());
+    digest.as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Why a job's approvals are not enough: a sentence naming what was missing.
@@ -353,7 +412,8 @@ mod tests {
             text,
             "rootwarden-approval-v1\nversion=1\njob_id=\"CHG-1042-unlock\"\naccount_id=\"111122223333\"\n\
              task=\"S3UnlockBucketPolicy\"\nbucket=\"payments-artifacts\"\nqueue_url=null\nregion=\"eu-west-1\"\n\
-             credentials=null\nremove_statements=null\nrestore_policy_sha256=null\nticket=\"CHG-1042\"\n\
+             credentials=null\nremove_statements=null\nrestore_policy_sha256=null\nallow_lockout=false\n\
+             discover=false\nregions=null\nticket=\"CHG-1042\"\n\
              dry_run=false\nnot_after=\"2026-12-02T09:00:00Z\"\n"
         );
         let delete = Job::parse(
@@ -420,11 +480,38 @@ mod tests {
     }
 
     #[test]
+    fn a_tampered_restore_policy_or_statement_list_is_invalid() {
+        let (people, keys) = three();
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Sid":"TlsOnly","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#;
+        let restore = job(&format!(r#","restore_policy":{policy}"#));
+        let text = String::from_utf8(canonical_message(&restore, NOT_AFTER)).unwrap();
+        let digest = text.lines().find_map(|l| l.strip_prefix("restore_policy_sha256=")).unwrap();
+        assert!(digest.len() == 66 && digest[1..65].bytes().all(|b| b.is_ascii_hexdigit()), "{text}");
+        let approvals = [people[0].approve(&restore, NOT_AFTER), people[1].approve(&restore, NOT_AFTER)];
+        assert_eq!(verify(&restore, &approvals, &keys, 2, now()), Ok(()));
+        let as_string = job(&format!(r#","restore_policy":{}"#, serde_json::to_string(policy).unwrap()));
+        assert_eq!(verify(&as_string, &approvals, &keys, 2, now()), Ok(()), "the same policy posted as a string");
+        let tampered = job(&format!(r#","restore_policy":{}"#, policy.replace("s3:*", "s3:GetObject")));
+        let lockout_allowed = job(&format!(r#","restore_policy":{policy},"allow_lockout":true"#));
+        let removal = job(r#","remove_statements":["DenyAll","TlsOnly"]"#);
+        for other in [tampered, lockout_allowed, removal] {
+            assert!(verify(&other, &approvals, &keys, 2, now()).unwrap_err().0.contains("invalid signature"));
+        }
+        let removal = job(r#","remove_statements":["DenyAll","TlsOnly"]"#);
+        let text = String::from_utf8(canonical_message(&removal, NOT_AFTER)).unwrap();
+        assert!(text.contains("\nremove_statements=[\"DenyAll\",\"TlsOnly\"]\n"), "{text}");
+        let approvals = [people[0].approve(&removal, NOT_AFTER)];
+        let fewer = job(r#","remove_statements":["DenyAll"]"#);
+        assert!(verify(&fewer, &approvals, &keys, 1, now()).unwrap_err().0.contains("invalid signature"));
+    }
+
+    #[test]
     fn a_signature_over_another_account_or_bucket_or_not_after_is_invalid() {
         let (people, keys) = three();
         let signed = job("");
         let approvals = [people[0].approve(&signed, NOT_AFTER), people[1].approve(&signed, NOT_AFTER)];
-        let other_bucket = job("").with(|j| j.target = Target::Bucket("other-bucket".into()));
+        let other_bucket =
+            job("").with(|j| j.target = Target::Bucket { bucket: "other-bucket".into(), change: PolicyChange::Delete });
         let other_account = job("").with(|j| j.account_id = "444455556666".into());
         let no_dry_run = job(r#","dry_run":true"#);
         for tampered in [other_bucket, other_account, no_dry_run] {

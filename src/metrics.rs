@@ -47,6 +47,8 @@ pub struct Metrics {
     pub queue_messages: IntGaugeVec,
     /// Root credentials seen by audits, by account and credential kind (1 present, 0 absent).
     pub root_credentials_present: IntGaugeVec,
+    /// Resources the last discovery of an account left locked, by unlock task and account.
+    pub locked_resources: IntGaugeVec,
     /// Constant 1, labelled with the version.
     pub build_info: IntGaugeVec,
 }
@@ -133,6 +135,12 @@ impl Metrics {
                 "Root credentials seen by the last audit of an account (1 present, 0 absent).",
                 &["account_id", "credential"],
             ),
+            locked_resources: gauge_vec(
+                "rootwarden_locked_resources",
+                "Buckets or queues whose policy locks everyone out, as the last discovery of an account left them \
+                 (found by a dry run; found and not unlocked by an applied one).",
+                &["task", "account_id"],
+            ),
             build_info: gauge_vec("rootwarden_build_info", "Build information; always 1.", &["version"]),
             registry,
         };
@@ -193,6 +201,7 @@ mod tests {
         metrics.messages_dead_lettered.with_label_values(&["rejected"]).inc();
         metrics.queue_messages.with_label_values(&["intake", "visible"]).set(3);
         metrics.root_credentials_present.with_label_values(&["111122223333", "password"]).set(1);
+        metrics.locked_resources.with_label_values(&["S3UnlockBucketPolicy", "111122223333"]).set(2);
         let text = metrics.render();
         for name in [
             "rootwarden_jobs_received_total",
@@ -210,6 +219,7 @@ mod tests {
             "rootwarden_visibility_extensions_total",
             "rootwarden_queue_messages",
             "rootwarden_root_credentials_present",
+            "rootwarden_locked_resources",
             "rootwarden_build_info",
         ] {
             assert!(text.contains(&format!("\n{name}")), "{name} missing");

@@ -34,6 +34,16 @@ pub struct NewJob {
     pub traceparent: Option<String>,
     /// Signed approvals (see [`crate::approvals`]); posted only when there are some.
     pub approvals: Vec<crate::approvals::Approval>,
+    /// Unlock tasks: the statements to remove.
+    pub remove_statements: Option<Vec<String>>,
+    /// Unlock tasks: the policy to put back.
+    pub restore_policy: Option<serde_json::Value>,
+    /// With `restore_policy`: accept a policy that locks everyone out.
+    pub allow_lockout: bool,
+    /// Unlock tasks: find the account's locked resources.
+    pub discover: bool,
+    /// With `discover`: the regions to look in.
+    pub regions: Option<Vec<String>>,
 }
 
 /// Why a job could not be posted.
@@ -72,6 +82,11 @@ impl NewJob {
             ticket: self.ticket.clone(),
             dry_run: self.dry_run.then_some(true),
             approvals: (!self.approvals.is_empty()).then(|| self.approvals.clone()),
+            remove_statements: self.remove_statements.clone(),
+            restore_policy: self.restore_policy.clone(),
+            allow_lockout: self.allow_lockout.then_some(true),
+            discover: self.discover.then_some(true),
+            regions: self.regions.clone(),
         };
         let body = serde_json::to_string(&message).expect("jobs serialize");
         let job = crate::job::Job::parse(&body)?;

@@ -21,7 +21,7 @@ use crate::outcome::{Delivery, Ending, JobFacts, JobResult};
 use crate::policy::{self, AccountLimiter, CheckError, Organization, PolicyHandle};
 use crate::sessions::{SessionCache, SessionError};
 use crate::sqs::SendError;
-use crate::tasks::{self, TaskContext};
+use crate::tasks::{self, TaskContext, TaskError};
 
 /// Everything workers share.
 pub struct WorkerContext {
@@ -66,7 +66,16 @@ enum Facts {
 enum JobFailure {
     Rejected(policy::Rejection),
     Session(SessionError),
-    Task { error: AwsCallError, access_key_id: String },
+    Task {
+        error: AwsCallError,
+        access_key_id: String,
+    },
+    /// The task could not be done as asked; nothing was changed.
+    Refused {
+        code: &'static str,
+        reason: String,
+        access_key_id: String,
+    },
     Unavailable(AwsCallError),
     TimedOut,
     ThrottledTooLong,
@@ -210,18 +219,23 @@ async fn run_task(job: &Job, dry_run: bool, context: &WorkerContext) -> Result<(
         match performed {
             Err(_) => return Err(JobFailure::TimedOut),
             Ok(Ok(report)) => return Ok((report, session.access_key_id.clone())),
-            Ok(Err(error)) if error.class == ErrorClass::ExpiredToken && !retried_expired => {
+            Ok(Err(TaskError::Refused { code, reason })) => {
+                return Err(JobFailure::Refused { code, reason, access_key_id: session.access_key_id.clone() });
+            }
+            Ok(Err(TaskError::Aws(error))) if error.class == ErrorClass::ExpiredToken && !retried_expired => {
                 tracing::info!(access_key_id = %session.access_key_id, "The root session expired; retrying with a fresh one.");
                 context.sessions.evict(&session);
                 retried_expired = true;
             }
-            Ok(Err(error)) if error.class == ErrorClass::Throttled && Instant::now() + pause < waits_end => {
+            Ok(Err(TaskError::Aws(error))) if error.class == ErrorClass::Throttled && Instant::now() + pause < waits_end => {
                 let delay = pause.mul_f64(rand::random_range(0.8..=1.0));
                 events::task_throttled(&error, delay);
                 tokio::time::sleep(delay).await;
                 pause = (pause * 2).min(THROTTLED_TASK_PAUSE_MAX);
             }
-            Ok(Err(error)) => return Err(JobFailure::Task { error, access_key_id: session.access_key_id.clone() }),
+            Ok(Err(TaskError::Aws(error))) => {
+                return Err(JobFailure::Task { error, access_key_id: session.access_key_id.clone() });
+            }
         }
     }
 }
@@ -231,6 +245,7 @@ async fn run_task(job: &Job, dry_run: bool, context: &WorkerContext) -> Result<(
 fn classify(failure: JobFailure, last_attempt: bool) -> Result<Ending, (String, String)> {
     let (class, code, reason, access_key_id) = match failure {
         JobFailure::Rejected(rejection) => return Ok(Ending::rejected(rejection.code, rejection.reason)),
+        JobFailure::Refused { code, reason, access_key_id } => return Ok(Ending::failed(code, reason, Some(access_key_id))),
         JobFailure::Session(error) => (error.class(), error.code().to_owned(), error.to_string(), None),
         JobFailure::Task { error, access_key_id } => (error.class, error.code.clone(), error.to_string(), Some(access_key_id)),
         JobFailure::Unavailable(error) => (ErrorClass::Transient, error.code.clone(), error.to_string(), None),

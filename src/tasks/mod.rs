@@ -1,18 +1,22 @@
 //! The five root tasks, one module each. A task makes only the calls its AWS task policy
 //! allows, treats "already in the wanted state" as `no_change` so a redelivered job is harmless,
-//! and in a dry run makes only its read calls.
+//! and in a dry run makes only its read calls. The two unlock tasks share [`unlock`] (one
+//! resource's policy changed and classified) and [`discover`] (an account's locked resources
+//! found and unlocked).
 
 mod audit;
 mod delete_credentials;
+mod discover;
 mod password_recovery;
 mod s3_unlock;
 mod sqs_unlock;
+mod unlock;
 
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
 use crate::aws::{AwsCallError, Clients};
-use crate::job::{Job, Target};
+use crate::job::{Job, Target, Task};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
 use crate::sessions::RootSession;
@@ -55,14 +59,49 @@ impl TaskReport {
     }
 }
 
+/// Why a task did not end in a report.
+#[derive(Debug)]
+pub enum TaskError {
+    /// An AWS call failed; its class says whether to retry.
+    Aws(AwsCallError),
+    /// The job cannot be done as asked and nothing was changed (a statement it names is not in
+    /// the policy): a `failed` result with this code.
+    Refused {
+        /// `unlock.unknown_statement`, `unlock.unreadable_policy`.
+        code: &'static str,
+        /// A sentence for people.
+        reason: String,
+    },
+}
+
+impl From<AwsCallError> for TaskError {
+    fn from(error: AwsCallError) -> Self {
+        Self::Aws(error)
+    }
+}
+
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Aws(error) => error.fmt(f),
+            Self::Refused { reason, .. } => f.write_str(reason),
+        }
+    }
+}
+
 /// Runs the job's task with its root session.
-pub async fn perform(job: &Job, context: TaskContext<'_>) -> Result<TaskReport, AwsCallError> {
+pub async fn perform(job: &Job, context: TaskContext<'_>) -> Result<TaskReport, TaskError> {
+    let account = job.account_id.as_str();
     match &job.target {
-        Target::RootUser if job.task == crate::job::Task::AuditRootUserCredentials => audit::run(&job.account_id, context).await,
-        Target::RootUser => password_recovery::run(context).await,
-        Target::Credentials(kinds) => delete_credentials::run(kinds, context).await,
-        Target::Bucket(bucket) => s3_unlock::run(bucket, context).await,
-        Target::Queue(queue_url) => sqs_unlock::run(queue_url, context).await,
+        Target::RootUser if job.task == Task::AuditRootUserCredentials => Ok(audit::run(account, context).await?),
+        Target::RootUser => Ok(password_recovery::run(context).await?),
+        Target::Credentials(kinds) => Ok(delete_credentials::run(kinds, context).await?),
+        Target::Bucket { bucket, change } => s3_unlock::run(bucket, change, account, context).await,
+        Target::Queue { queue_url, change } => sqs_unlock::run(queue_url, change, account, context).await,
+        Target::Discover { regions } if job.task == Task::S3UnlockBucketPolicy => {
+            s3_unlock::discover(regions, account, context).await
+        }
+        Target::Discover { regions } => sqs_unlock::discover(regions, account, context).await,
     }
 }
 

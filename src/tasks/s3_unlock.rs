@@ -1,25 +1,51 @@
-//! S3UnlockBucketPolicy: delete a bucket policy that locks everyone out, keeping a copy in
-//! `findings.previous_policy` so it can be restored.
+//! S3UnlockBucketPolicy: the bucket's policy deleted, trimmed of some statements, or replaced
+//! (see [`super::unlock`]); or, for a discovery, every bucket of the account inspected.
 
-use serde_json::json;
-
-use super::{TaskContext, TaskReport};
+use super::discover::{self, Candidate};
+use super::unlock::{self, Resource};
+use super::{TaskContext, TaskError, TaskReport};
 use crate::aws::{self, AwsCallError};
+use crate::job::{PolicyChange, Task};
 
-/// Removes the bucket's policy, if it has one.
-pub async fn run(bucket: &str, context: TaskContext<'_>) -> Result<TaskReport, AwsCallError> {
+/// Applies `change` to one bucket's policy.
+pub async fn run(bucket: &str, change: &PolicyChange, account: &str, context: TaskContext<'_>) -> Result<TaskReport, TaskError> {
     let s3 = context.session.s3(context.clients, context.region);
-    let metrics = context.metrics;
-    let policy = match aws::call(metrics, "s3", "GetBucketPolicy", s3.get_bucket_policy().bucket(bucket).send()).await {
-        Ok(output) => output.policy,
-        Err(error) if error.is(&["NoSuchBucketPolicy"]) => None,
-        Err(error) => return Err(error),
-    };
-    let Some(policy) = policy.filter(|p| !p.is_empty()) else {
-        return Ok(TaskReport::change(&context, false, json!({"bucket": bucket, "previous_policy": null})));
-    };
-    if !context.dry_run {
-        aws::call(metrics, "s3", "DeleteBucketPolicy", s3.delete_bucket_policy().bucket(bucket).send()).await?;
+    unlock::run(Resource::Bucket { s3, bucket: bucket.to_owned() }, change, context.region, account, context).await
+}
+
+/// Inspects every bucket of the account (only those of `regions` when some are named), each in
+/// its own region.
+pub async fn discover(regions: &[String], account: &str, context: TaskContext<'_>) -> Result<TaskReport, TaskError> {
+    let mut buckets = list(&context).await?;
+    if !regions.is_empty() {
+        buckets.retain(|bucket| regions.contains(&bucket.region));
     }
-    Ok(TaskReport::change(&context, true, json!({"bucket": bucket, "previous_policy": policy})))
+    let resource = |candidate: &Candidate| Resource::Bucket {
+        s3: context.session.s3(context.clients, &candidate.region),
+        bucket: candidate.name.clone(),
+    };
+    discover::run(Task::S3UnlockBucketPolicy, account, &buckets, resource, context).await
+}
+
+/// Buckets this many at a time (ListBuckets' page).
+const PAGE: i32 = 1000;
+
+/// Every bucket of the account with its region. Asking for a page size makes S3 answer with
+/// each bucket's region (`BucketRegion`); a bucket without one is taken to be in the job's.
+async fn list(context: &TaskContext<'_>) -> Result<Vec<Candidate>, AwsCallError> {
+    let s3 = context.session.s3(context.clients, context.region);
+    let mut buckets = Vec::new();
+    let mut token = None;
+    loop {
+        let request = s3.list_buckets().max_buckets(PAGE).set_continuation_token(token).send();
+        let page = aws::call(context.metrics, "s3", "ListBuckets", request).await?;
+        buckets.extend(page.buckets().iter().filter_map(|bucket| {
+            let region = bucket.bucket_region().unwrap_or(context.region);
+            bucket.name().map(|name| Candidate { name: name.to_owned(), region: region.to_owned() })
+        }));
+        token = page.continuation_token.filter(|t| !t.is_empty());
+        if token.is_none() {
+            return Ok(buckets);
+        }
+    }
 }

@@ -1,11 +1,14 @@
 //! The v1 job message: strict parsing and validation of what upstream systems post.
 
+mod unlock;
+
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::approvals::Approval;
+pub use unlock::{MAX_REGIONS, MAX_REMOVE_STATEMENTS, PolicyChange};
 
 /// One of the five AWS managed root task policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -138,20 +141,37 @@ impl FromStr for CredentialKind {
 }
 
 /// What a task acts on, beyond the account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     /// The root user itself (audit, password recovery).
     RootUser,
     /// The root user's credentials of these kinds (delete).
     Credentials(Vec<CredentialKind>),
-    /// An S3 bucket.
-    Bucket(String),
-    /// An SQS queue, by URL.
-    Queue(String),
+    /// An S3 bucket, and what to do with its policy.
+    Bucket {
+        /// The bucket's name.
+        bucket: String,
+        /// Delete the policy, remove statements, or restore one.
+        change: PolicyChange,
+    },
+    /// An SQS queue, by URL, and what to do with its policy.
+    Queue {
+        /// The queue's URL.
+        queue_url: String,
+        /// Delete the policy, remove statements, or restore one.
+        change: PolicyChange,
+    },
+    /// Every bucket (or every queue of these regions) of the account whose policy locks everyone
+    /// out: found, and in a job that is not a dry run, unlocked by removing the locking statements.
+    Discover {
+        /// Only these regions (sorted, deduplicated). Empty: every bucket, whatever its region;
+        /// for queues, the job's region (or the daemon's).
+        regions: Vec<String>,
+    },
 }
 
 /// A validated v1 job.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     /// The producer's idempotency key.
     pub job_id: String,
@@ -209,6 +229,21 @@ pub struct JobMessage {
     /// See [`Job::approvals`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvals: Option<Vec<Approval>>,
+    /// Unlock tasks: the statements to remove (see [`PolicyChange::RemoveStatements`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_statements: Option<Vec<String>>,
+    /// Unlock tasks: the policy to put back, a JSON object or a string holding one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_policy: Option<serde_json::Value>,
+    /// With `restore_policy`: accept a policy that locks everyone out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_lockout: Option<bool>,
+    /// Unlock tasks: find the account's locked resources instead of naming one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discover: Option<bool>,
+    /// With `discover`: the regions to look in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Vec<String>>,
 }
 
 /// Why a message is not a valid job. Its text names the field and the rule.
@@ -269,7 +304,7 @@ fn is_job_id(text: &str) -> bool {
 }
 
 /// `eu-west-1`, `us-gov-west-1`, `ap-southeast-3`…
-fn is_region(text: &str) -> bool {
+pub fn is_region(text: &str) -> bool {
     let parts: Vec<&str> = text.split('-').collect();
     parts.len() >= 3
         && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
@@ -349,6 +384,11 @@ impl JobMessage {
         field_only_for("bucket", self.bucket.is_some(), Task::S3UnlockBucketPolicy, &mut problems);
         field_only_for("queue_url", self.queue_url.is_some(), Task::SqsUnlockQueuePolicy, &mut problems);
         field_only_for("credentials", self.credentials.is_some(), Task::DeleteRootUserCredentials, &mut problems);
+        if task.is_some_and(|t| unlock::service(t).is_none()) {
+            for field in self.unlock_fields_present() {
+                problems.push(format!("{field}: allowed only for S3UnlockBucketPolicy and SQSUnlockQueuePolicy"));
+            }
+        }
         let target = task.and_then(|task| self.target(task, &mut problems));
         match (task, target) {
             (Some(task), Some(target)) if problems.is_empty() => Ok(Job {
@@ -379,34 +419,9 @@ impl JobMessage {
                 kinds.dedup();
                 Some(Target::Credentials(kinds))
             }
-            Task::S3UnlockBucketPolicy => match &self.bucket {
-                None => {
-                    problems.push("bucket: required for S3UnlockBucketPolicy".into());
-                    None
-                }
-                Some(bucket) if !is_bucket_name(bucket) => {
-                    problems.push(format!("bucket: `{bucket}` is not a valid S3 bucket name"));
-                    None
-                }
-                Some(bucket) => Some(Target::Bucket(bucket.clone())),
-            },
-            Task::SqsUnlockQueuePolicy => match &self.queue_url {
-                None => {
-                    problems.push("queue_url: required for SQSUnlockQueuePolicy".into());
-                    None
-                }
-                Some(url) => match queue_url_account(url) {
-                    None => {
-                        problems.push(format!("queue_url: `{url}` is not an SQS queue URL"));
-                        None
-                    }
-                    Some(owner) if owner != self.account_id => {
-                        problems.push(format!("queue_url: the queue belongs to account {owner}, not to account_id"));
-                        None
-                    }
-                    Some(_) => Some(Target::Queue(url.clone())),
-                },
-            },
+            Task::S3UnlockBucketPolicy | Task::SqsUnlockQueuePolicy => {
+                unlock::service(task).and_then(|service| self.unlock_target(task, service, problems))
+            }
         }
     }
 }
@@ -428,7 +443,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(job.task, Task::S3UnlockBucketPolicy);
-        assert_eq!(job.target, Target::Bucket("payments-artifacts".into()));
+        assert_eq!(job.target, Target::Bucket { bucket: "payments-artifacts".into(), change: PolicyChange::Delete });
         assert_eq!(job.region.as_deref(), Some("eu-west-1"));
     }
 

@@ -1,0 +1,146 @@
+//! Discovery for the unlock tasks: every bucket of the account (or every queue of the chosen
+//! regions) has its policy read and classified; the ones with a statement that locks everyone out
+//! are listed and, unless the job is a dry run, unlocked by removing exactly those statements.
+//!
+//! One job covers one account with one root session, however many resources it holds. Reading
+//! comes first and changes nothing, so a transient error there (throttling, 5xx) fails the job
+//! as a whole and its retry starts afresh. Once the first policy is changed, an error is recorded
+//! against its resource instead: a retry of the whole job would no longer see the policies it
+//! already changed, and their `previous_policy` would be lost from the result.
+
+use futures::{StreamExt, stream};
+use serde_json::{Value, json};
+
+use super::unlock::{self, Resource};
+use super::{TaskContext, TaskError, TaskReport};
+use crate::aws::{AwsCallError, ErrorClass};
+use crate::job::{PolicyChange, Task};
+use crate::resource_policy::{PolicyDocument, Service};
+
+/// Policies read at once. A root session's calls are few and light; eight keeps an account of
+/// 50 buckets to a few round trips without bursting against S3's or SQS's request rates.
+const READS_IN_FLIGHT: usize = 8;
+
+/// A bucket or queue found by listing, in its region.
+pub(super) struct Candidate {
+    /// The bucket's name or the queue's URL.
+    pub name: String,
+    /// Where its policy must be read and written.
+    pub region: String,
+}
+
+/// What reading one candidate's policy found.
+enum Inspection {
+    /// No statement locks everyone out.
+    Open,
+    /// These statements do; `policy` is the text read.
+    Locked { locking: Vec<String>, policy: String },
+    /// The policy could not be read, for a reason retrying cannot fix.
+    Unreadable(AwsCallError),
+}
+
+/// Inspects `candidates` and unlocks the locked ones (unless a dry run); `resource` gives the
+/// root session's view of one candidate.
+pub(super) async fn run(
+    task: Task,
+    account: &str,
+    candidates: &[Candidate],
+    resource: impl Fn(&Candidate) -> Resource,
+    context: TaskContext<'_>,
+) -> Result<TaskReport, TaskError> {
+    let service = if task == Task::S3UnlockBucketPolicy { Service::S3 } else { Service::Sqs };
+    // The futures are made before they are streamed: a stream mapped by a closure borrowing
+    // the context would not be provably `Send` for the worker pool's spawn.
+    let reads: Vec<_> = candidates.iter().map(|candidate| inspect(resource(candidate), service, account, context)).collect();
+    let inspections: Vec<Inspection> = stream::iter(reads)
+        .buffered(READS_IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+
+    let (mut locked, mut errors, mut left_locked) = (Vec::new(), Vec::new(), 0);
+    for (candidate, inspection) in candidates.iter().zip(inspections) {
+        let view = resource(candidate);
+        let (key, name) = view.name();
+        match inspection {
+            Inspection::Open => {}
+            Inspection::Unreadable(error) => errors.push(json!({
+                key: name, "region": candidate.region, "error_code": error.code, "reason": error.to_string(),
+            })),
+            Inspection::Locked { locking, policy } => {
+                let mut entry = json!({key: name, "region": candidate.region, "locking_statements": locking});
+                let ended = unlock_one(&view, &policy, locking, service, account, &context, &mut entry).await;
+                left_locked += usize::from(!ended);
+                locked.push(entry);
+            }
+        }
+    }
+    let found = locked.len();
+    context.metrics.locked_resources.with_label_values(&[task.as_str(), account]).set(left_locked as i64);
+    let findings = json!({
+        "discover": true,
+        "inspected": candidates.len(),
+        "locked": locked,
+        "left_locked": left_locked,
+        "errors": errors,
+    });
+    Ok(TaskReport::change(&context, found > 0, findings))
+}
+
+/// Reads and classifies one policy. A transient error is the job's; a permanent one the
+/// resource's.
+async fn inspect(resource: Resource, service: Service, account: &str, context: TaskContext<'_>) -> Result<Inspection, TaskError> {
+    let text = match resource.read(&context).await {
+        Ok(text) => text,
+        Err(error) if error.class == ErrorClass::Permanent => return Ok(Inspection::Unreadable(error)),
+        Err(error) => return Err(error.into()),
+    };
+    let Some(policy) = text else { return Ok(Inspection::Open) };
+    let locking = match PolicyDocument::parse(&policy) {
+        Ok(document) => document.locking_statements(service, account),
+        // AWS validates policies on write; one it returns unparsed is not one we can judge.
+        Err(_) => Vec::new(),
+    };
+    Ok(if locking.is_empty() { Inspection::Open } else { Inspection::Locked { locking, policy } })
+}
+
+/// Removes the locking statements of one resource (or, in a dry run, says it would), writing
+/// the outcome into `entry`; true when the resource is no longer locked.
+async fn unlock_one(
+    resource: &Resource,
+    policy: &str,
+    locking: Vec<String>,
+    service: Service,
+    account: &str,
+    context: &TaskContext<'_>,
+    entry: &mut Value,
+) -> bool {
+    let change = PolicyChange::RemoveStatements(locking);
+    let plan = match unlock::plan(Some(policy), &change, service, account) {
+        Ok(plan) => plan,
+        Err(error) => {
+            entry["outcome"] = json!("failed");
+            entry["reason"] = json!(error.to_string());
+            return false;
+        }
+    };
+    entry["previous_policy"] = json!(policy);
+    entry["new_policy"] = json!(plan.new_policy);
+    if context.dry_run {
+        entry["outcome"] = json!("dry_run");
+        return false;
+    }
+    match resource.write(context, plan.new_policy.as_deref()).await {
+        Ok(()) => {
+            entry["outcome"] = json!("succeeded");
+            true
+        }
+        Err(error) => {
+            entry["outcome"] = json!("failed");
+            entry["error_code"] = json!(error.code);
+            entry["reason"] = json!(error.to_string());
+            false
+        }
+    }
+}
