@@ -139,6 +139,24 @@ struct SubmitArgs {
     /// approve` writes it (its `approvals`). They sign the job id: pass --job-id.
     #[arg(long, value_name = "FILE", requires = "job_id")]
     approvals: Option<PathBuf>,
+    /// Unlock tasks: remove only these statements (their Sids, or #index for one without) and
+    /// put the rest of the policy back.
+    #[arg(long, value_delimiter = ',', conflicts_with = "restore_policy")]
+    remove_statements: Option<Vec<String>>,
+    /// Unlock tasks: put this policy (a JSON file, e.g. an earlier result's previous_policy)
+    /// in place of the resource's policy.
+    #[arg(long, value_name = "FILE")]
+    restore_policy: Option<PathBuf>,
+    /// With --restore-policy: accept a policy that itself locks everyone out.
+    #[arg(long, requires = "restore_policy")]
+    allow_lockout: bool,
+    /// Unlock tasks: find (and unless --dry-run, unlock) every locked bucket or queue of the
+    /// account, instead of naming one.
+    #[arg(long, conflicts_with_all = ["bucket", "queue_url"])]
+    discover: bool,
+    /// With --discover: only these regions (queues: default the job's region).
+    #[arg(long, value_delimiter = ',', requires = "discover")]
+    regions: Option<Vec<String>>,
 }
 
 #[derive(clap::Args)]
@@ -192,8 +210,9 @@ enum FeaturesAction {
 
 #[derive(clap::Args)]
 struct SweepArgs {
-    /// IAMAuditRootUserCredentials, IAMDeleteRootUserCredentials or IAMCreateRootUserPassword.
-    #[arg(long, value_parser = parse_sweep_task)]
+    /// Any of the five tasks. S3UnlockBucketPolicy and SQSUnlockQueuePolicy discover the locked
+    /// buckets or queues of every account (a dry run unless --apply).
+    #[arg(long, value_parser = parse_task)]
     task: Task,
     /// For IAMDeleteRootUserCredentials: kinds to delete (password, access_keys,
     /// signing_certificates, mfa_devices); default all.
@@ -214,6 +233,13 @@ struct SweepArgs {
     /// Only read, and report what would change.
     #[arg(long)]
     dry_run: bool,
+    /// A discovery (S3UnlockBucketPolicy, SQSUnlockQueuePolicy): remove the locking statements
+    /// of what it finds (needs --ticket). Without it a discovery only reports.
+    #[arg(long)]
+    apply: bool,
+    /// A discovery: only these regions (buckets: default all; queues: default aws.region).
+    #[arg(long, value_delimiter = ',')]
+    regions: Option<Vec<String>>,
     /// Report base path: writes PATH.csv, PATH.json and PATH.state.json (default sweep-<id>).
     #[arg(long)]
     report: Option<PathBuf>,
@@ -258,21 +284,6 @@ fn parse_task(text: &str) -> Result<Task, String> {
 fn did_you_mean(text: &str) -> String {
     let close = Task::ALL.iter().find(|task| task.as_str().eq_ignore_ascii_case(text.trim()));
     close.map_or(String::new(), |task| format!(" (did you mean {task}?)"))
-}
-
-/// A task a sweep can run; the error names the three.
-fn parse_sweep_task(text: &str) -> Result<Task, String> {
-    let Ok(task) = parse_task(text) else {
-        return Err(format!(
-            "not a task{}; sweeps run only the three IAM tasks: {}",
-            did_you_mean(text),
-            rootwarden::sweep::task_names()
-        ));
-    };
-    match rootwarden::sweep::unsupported_task(task) {
-        None => Ok(task),
-        Some(reason) => Err(reason),
-    }
 }
 
 /// The daemon's runtime: one thread (a current-thread scheduler, no cross-thread wake-ups) or
@@ -467,6 +478,13 @@ fn new_job(args: SubmitArgs) -> Result<rootwarden::submit::NewJob, ExitCode> {
             ExitCode::from(exit::USAGE)
         })?,
     };
+    let restore_policy = match &args.restore_policy {
+        None => None,
+        Some(path) => Some(read_policy(path).map_err(|error| {
+            eprintln!("rootwarden: --restore-policy {}: {error}", path.display());
+            ExitCode::from(exit::USAGE)
+        })?),
+    };
     let job = rootwarden::submit::NewJob {
         job_id: args.job_id,
         account_id: args.account,
@@ -480,6 +498,11 @@ fn new_job(args: SubmitArgs) -> Result<rootwarden::submit::NewJob, ExitCode> {
         dry_run: args.dry_run,
         traceparent: None,
         approvals,
+        remove_statements: args.remove_statements,
+        restore_policy,
+        allow_lockout: args.allow_lockout,
+        discover: args.discover,
+        regions: args.regions,
     };
     match job.body() {
         Ok(_) => Ok(job),
@@ -488,6 +511,13 @@ fn new_job(args: SubmitArgs) -> Result<rootwarden::submit::NewJob, ExitCode> {
             Err(ExitCode::from(exit::USAGE))
         }
     }
+}
+
+/// A policy document from a file: JSON, either the document or a string holding it (as a
+/// result's `previous_policy` is written).
+fn read_policy(path: &std::path::Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))
 }
 
 /// A JSON list of approvals, or a job whose `approvals` are taken.
@@ -623,6 +653,8 @@ fn sweep_options(args: &SweepArgs) -> Result<rootwarden::sweep::SweepOptions, Ex
     options.ticket = args.ticket.clone();
     options.requested_by = std::env::var("USER").ok().map(|user| format!("rootwarden-sweep:{user}"));
     options.dry_run = args.dry_run;
+    options.apply = args.apply;
+    options.regions = args.regions.clone();
     options.sweep_id = Some(sweep_id);
     options.resume = args.resume.is_some();
     options.retry_failed = args.retry_failed;

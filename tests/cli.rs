@@ -18,7 +18,8 @@ use rootwarden::sweep::state::{Definition, SweepState};
 
 const USAGE: i32 = 64;
 const CONFIG: i32 = 78;
-const SWEEP_TASKS: &str = "sweeps run only the three IAM tasks: IAMAuditRootUserCredentials, IAMDeleteRootUserCredentials and IAMCreateRootUserPassword";
+const FIVE_TASKS: &str = "the five tasks are IAMAuditRootUserCredentials, IAMDeleteRootUserCredentials, \
+                          IAMCreateRootUserPassword, S3UnlockBucketPolicy and SQSUnlockQueuePolicy";
 
 /// A listener standing in for AWS: it accepts and closes every connection, telling the test the
 /// peer address of each.
@@ -140,15 +141,25 @@ fn has_banner(stderr: &str) -> bool {
 }
 
 #[test]
-fn a_sweep_of_an_unlock_task_is_a_usage_error_naming_the_three_iam_tasks() {
-    let cli = Cli::new("unlock-sweep");
-    let run = cli.usage_error(&["sweep", "--task", "S3UnlockBucketPolicy"], SWEEP_TASKS);
-    assert!(
-        run.stderr.contains("S3UnlockBucketPolicy names a bucket: post it per account with `rootwarden submit`"),
-        "{run:?}"
+fn a_discovery_sweep_applies_only_with_a_ticket_and_its_flags_belong_to_it() {
+    let cli = Cli::new("discovery-flags");
+    cli.usage_error(
+        &["sweep", "--task", "S3UnlockBucketPolicy", "--apply"],
+        "rootwarden: --apply needs --ticket: unlocking resources across the organization is a change",
     );
-    let run = cli.usage_error(&["sweep", "--task", "SQSUnlockQueuePolicy"], SWEEP_TASKS);
-    assert!(run.stderr.contains("SQSUnlockQueuePolicy names a queue"), "{run:?}");
+    cli.usage_error(
+        &["sweep", "--task", "SQSUnlockQueuePolicy", "--apply", "--dry-run", "--ticket", "CHG-1"],
+        "--apply and --dry-run: a discovery is a dry run unless --apply; give one",
+    );
+    cli.usage_error(&["sweep", "--task", "IAMAuditRootUserCredentials", "--apply"], "--apply: only for a discovery");
+    cli.usage_error(
+        &["sweep", "--task", "IAMAuditRootUserCredentials", "--regions", "eu-west-1"],
+        "--regions: only for a discovery",
+    );
+    cli.usage_error(
+        &["sweep", "--task", "SQSUnlockQueuePolicy", "--regions", "mars"],
+        "--regions: `mars` is not an AWS region name",
+    );
 }
 
 #[test]
@@ -156,7 +167,7 @@ fn an_unknown_task_names_the_accepted_values() {
     let cli = Cli::new("unknown-task");
     cli.usage_error(
         &["sweep", "--task", "IAMAuditRoot"],
-        &format!("invalid value 'IAMAuditRoot' for '--task <TASK>': not a task; {SWEEP_TASKS}"),
+        &format!("invalid value 'IAMAuditRoot' for '--task <TASK>': not a task; {FIVE_TASKS}"),
     );
     cli.usage_error(
         &["submit", "--task", "Audit", "--account", "111122223333"],
@@ -170,7 +181,7 @@ fn an_unknown_task_names_the_accepted_values() {
     );
     cli.usage_error(
         &["sweep", "--task", "iamauditrootusercredentials"],
-        "not a task (did you mean IAMAuditRootUserCredentials?); sweeps run only",
+        "not a task (did you mean IAMAuditRootUserCredentials?); the five tasks are",
     );
 }
 
@@ -229,6 +240,7 @@ fn resuming_a_sweep_that_is_not_there_and_redefining_one_that_is_are_usage_error
         ticket: None,
         requested_by: None,
         dry_run: false,
+        regions: None,
     };
     SweepState::new(definition, vec![], vec![]).save(&cli.dir.join("held.state.json")).unwrap();
     cli.usage_error(

@@ -2,6 +2,11 @@
 //! intake queue, results taken from the results queue, progress kept in a state file so an
 //! interrupted sweep resumes where it stopped, and a CSV/JSON report.
 //!
+//! For the two unlock tasks a sweep is a *discovery*: each account's job lists its buckets (or
+//! its queues in the chosen regions), classifies their policies, and reports those that lock
+//! everyone out; only with `--apply` does it remove the locking statements. One job per account
+//! keeps it to one root session per account however many resources the account holds.
+//!
 //! The sweep is a client of the daemon: every root action still goes through the daemon's one
 //! audited path (guardrails, rate bound, results, metrics). The daemon's audit task publishes
 //! `rootwarden_root_credentials_present` for every account it audits, so a sweep's posture
@@ -9,6 +14,7 @@
 
 pub mod accounts;
 mod collect;
+pub mod discovery_report;
 mod post;
 pub mod report;
 pub mod state;
@@ -27,25 +33,10 @@ pub use accounts::Selection;
 pub use report::Summary;
 use state::{Definition, Paths, SweepState};
 
-/// The tasks a sweep runs: the three IAM tasks, which need nothing but the account. A bucket or
-/// queue unlock names its resource, so it is posted per account with `submit`.
-pub const TASKS: [Task; 3] = [Task::AuditRootUserCredentials, Task::DeleteRootUserCredentials, Task::CreateRootUserPassword];
-
-/// The tasks a sweep runs, as a sentence: "A, B and C".
-pub fn task_names() -> String {
-    format!("{}, {} and {}", TASKS[0], TASKS[1], TASKS[2])
-}
-
-/// Why `task` cannot be swept, naming the tasks that can; `None` for one of [`TASKS`].
-pub fn unsupported_task(task: Task) -> Option<String> {
-    if TASKS.contains(&task) {
-        return None;
-    }
-    let resource = if task == Task::S3UnlockBucketPolicy { "a bucket" } else { "a queue" };
-    Some(format!(
-        "sweeps run only the three IAM tasks: {} ({task} names {resource}: post it per account with `rootwarden submit`)",
-        task_names()
-    ))
+/// True for the tasks whose sweep is a discovery: the two unlock tasks, whose jobs name no
+/// resource and instead find the account's locked ones (a dry run unless the sweep applies).
+pub fn discovers(task: Task) -> bool {
+    matches!(task, Task::S3UnlockBucketPolicy | Task::SqsUnlockQueuePolicy)
 }
 
 /// Why a sweep could not start or go on.
@@ -85,7 +76,7 @@ pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 /// A sweep as the command's flags describe it.
 #[derive(Clone)]
 pub struct SweepOptions {
-    /// The task: one of the three IAM tasks.
+    /// The task (the unlock tasks run as discoveries).
     pub task: Task,
     /// For IAMDeleteRootUserCredentials: the kinds to delete (`None`: all four).
     pub credentials: Option<Vec<CredentialKind>>,
@@ -95,8 +86,12 @@ pub struct SweepOptions {
     pub ticket: Option<String>,
     /// Copied into every job.
     pub requested_by: Option<String>,
-    /// Copied into every job.
+    /// Copied into every job (a discovery is a dry run unless `apply`).
     pub dry_run: bool,
+    /// A discovery unlocks what it finds (needs a ticket).
+    pub apply: bool,
+    /// A discovery looks only in these regions (queues: default the configured region).
+    pub regions: Option<Vec<String>>,
     /// The id of a new sweep (`None`: generated), or of the sweep to resume.
     pub sweep_id: Option<String>,
     /// Continue the sweep `sweep_id` from its state file instead of defining a new one.
@@ -142,6 +137,8 @@ impl SweepOptions {
             ticket: None,
             requested_by: None,
             dry_run: false,
+            apply: false,
+            regions: None,
             sweep_id: None,
             resume: false,
             repost_pending: false,
@@ -158,8 +155,26 @@ impl SweepOptions {
 
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Some(reason) = unsupported_task(self.task) {
-            problems.push(format!("--task {}: {reason}", self.task));
+        if discovers(self.task) {
+            if self.apply && self.dry_run {
+                problems.push("--apply and --dry-run: a discovery is a dry run unless --apply; give one".into());
+            }
+            if self.apply && self.ticket.is_none() {
+                problems.push("--apply needs --ticket: unlocking resources across the organization is a change".into());
+            }
+        } else {
+            if self.apply {
+                problems.push(format!(
+                    "--apply: only for a discovery (S3UnlockBucketPolicy, SQSUnlockQueuePolicy); {} changes unless --dry-run",
+                    self.task
+                ));
+            }
+            if self.regions.is_some() {
+                problems.push("--regions: only for a discovery (S3UnlockBucketPolicy, SQSUnlockQueuePolicy)".into());
+            }
+        }
+        for region in self.regions.iter().flatten().filter(|r| !crate::job::is_region(r)) {
+            problems.push(format!("--regions: `{region}` is not an AWS region name"));
         }
         if self.credentials.is_some() && self.task != Task::DeleteRootUserCredentials {
             problems.push("--credentials: only for IAMDeleteRootUserCredentials".into());
@@ -345,7 +360,8 @@ async fn prepare(clients: &Clients, metrics: &Metrics, options: &SweepOptions, p
         credentials: options.credentials.clone(),
         ticket: options.ticket.clone(),
         requested_by: options.requested_by.clone(),
-        dry_run: options.dry_run,
+        dry_run: options.dry_run || (discovers(options.task) && !options.apply),
+        regions: options.regions.clone(),
     };
     let state = SweepState::new(definition, targets.accounts, targets.skipped);
     if let Some(parent) = paths.state.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -52,6 +52,8 @@ fn template(shared: &Shared) -> (String, NewJob) {
         requested_by: state.definition.requested_by.clone(),
         ticket: state.definition.ticket.clone(),
         dry_run: state.definition.dry_run,
+        discover: super::discovers(state.definition.task),
+        regions: state.definition.regions.clone(),
         ..NewJob::default()
     };
     (state.definition.sweep_id.clone(), job)

@@ -1,6 +1,7 @@
 //! A sweep's report: a CSV with one row per target account (the audit CSV starts with the
-//! columns of AWS's sample audit script, with their meanings), a JSON document with every
-//! result, and the summary table printed on the terminal.
+//! columns of AWS's sample audit script, with their meanings; a discovery's has a row per locked
+//! resource, see [`super::discovery_report`]), a JSON document with every result, and the
+//! summary table printed on the terminal.
 
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
@@ -8,8 +9,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use aws_smithy_types::date_time::{DateTime, Format};
 use serde_json::{Value, json};
 
-use super::SweepError;
+use super::discovery_report::{self, DISCOVERY_COLUMNS, DiscoveryCounts};
 use super::state::{Paths, SweepState};
+use super::{SweepError, discovers};
 use crate::job::Task;
 use crate::outcome::{JobResult, Outcome};
 
@@ -114,6 +116,9 @@ pub struct Summary {
     pub with_signing_certificates: usize,
     /// Results received twice (redeliveries), ignored.
     pub duplicates: u64,
+    /// A discovery's resources.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoveryCounts>,
 }
 
 impl Summary {
@@ -123,6 +128,7 @@ impl Summary {
             targets: state.targets.len(),
             skipped: state.skipped.len(),
             duplicates: state.duplicates,
+            discovery: discovers(state.definition.task).then(DiscoveryCounts::default),
             ..Summary::default()
         };
         for account in &state.targets {
@@ -136,6 +142,9 @@ impl Summary {
                 Outcome::NoChange => summary.no_change += 1,
                 Outcome::DryRun => summary.dry_run += 1,
                 Outcome::Rejected | Outcome::Failed => summary.failed += 1,
+            }
+            if let Some(counts) = summary.discovery.as_mut() {
+                counts.add(&result.findings);
             }
             if state.definition.task == Task::AuditRootUserCredentials && !result.outcome.goes_to_dead_letter_queue() {
                 let findings = &result.findings;
@@ -158,6 +167,12 @@ impl Summary {
             rows.push(("  with root access keys", self.with_access_keys.to_string()));
             rows.push(("  with signing certificates", self.with_signing_certificates.to_string()));
             rows.push(("  without root MFA", self.without_mfa.to_string()));
+        } else if let Some(found) = &self.discovery {
+            rows.push(("resources inspected", found.inspected.to_string()));
+            rows.push(("  locking everyone out", found.locked.to_string()));
+            rows.push(("  unlocked", found.unlocked.to_string()));
+            rows.push(("  still locked", found.left_locked.to_string()));
+            rows.push(("  policy unreadable", found.unreadable.to_string()));
         } else {
             rows.push(("changed", self.succeeded.to_string()));
             rows.push(("already as wanted (no_change)", self.no_change.to_string()));
@@ -182,6 +197,7 @@ pub fn write(state: &SweepState, paths: &Paths) -> Result<Summary, SweepError> {
         "credentials": state.definition.credentials,
         "ticket": state.definition.ticket,
         "dry_run": state.definition.dry_run,
+        "regions": state.definition.regions,
         "created_at": state.created_at,
         "complete": state.complete(),
         "summary": summary,
@@ -200,22 +216,29 @@ pub fn write(state: &SweepState, paths: &Paths) -> Result<Summary, SweepError> {
 fn write_csv(state: &SweepState, path: &Path) -> Result<(), SweepError> {
     let error = |e: csv::Error| SweepError::Report(path.to_owned(), e.to_string());
     let mut writer = csv::Writer::from_path(path).map_err(error)?;
-    let audit = state.definition.task == Task::AuditRootUserCredentials;
-    if audit {
-        writer.write_record(AUDIT_COLUMNS).map_err(error)?;
-    } else {
-        writer.write_record(CHANGE_COLUMNS).map_err(error)?;
-    }
+    let task = state.definition.task;
+    let columns: &[&str] = match task {
+        Task::AuditRootUserCredentials => &AUDIT_COLUMNS,
+        _ if discovers(task) => &DISCOVERY_COLUMNS,
+        _ => &CHANGE_COLUMNS,
+    };
+    writer.write_record(columns).map_err(error)?;
     for account in &state.targets {
         let result = state.results.get(&account.id);
-        let row =
-            if audit { audit_row(&account.id, &account.name, result) } else { change_row(&account.id, &account.name, result) };
-        writer.write_record(row).map_err(error)?;
+        let rows = match task {
+            Task::AuditRootUserCredentials => vec![audit_row(&account.id, &account.name, result)],
+            _ if discovers(task) => discovery_report::rows(&account.id, &account.name, result),
+            _ => vec![change_row(&account.id, &account.name, result)],
+        };
+        for row in rows {
+            writer.write_record(row).map_err(error)?;
+        }
     }
     writer.flush().map_err(|e| SweepError::Report(path.to_owned(), e.to_string()))
 }
 
-fn outcome_of(result: Option<&JobResult>) -> (String, String) {
+/// A result's outcome and reason, or `pending` when it has none yet.
+pub(super) fn outcome_of(result: Option<&JobResult>) -> (String, String) {
     match result {
         None => ("pending".into(), "no result yet: resume the sweep".into()),
         Some(result) => (result.outcome.as_str().into(), result.reason.clone().unwrap_or_default()),

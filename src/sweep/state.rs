@@ -147,6 +147,9 @@ pub struct Definition {
     pub requested_by: Option<String>,
     /// Copied into every job.
     pub dry_run: bool,
+    /// A discovery's regions (`None`: every bucket; the configured region's queues).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Vec<String>>,
 }
 
 /// The files of a sweep, from the report's base path (`--report`, an extension is dropped).

@@ -1,0 +1,92 @@
+//! A discovery sweep's report rows: one per locked (or unreadable) resource, so the CSV lists
+//! account, resource, region, the locking statements and what became of each; an account with
+//! nothing locked has one row saying so.
+
+use serde_json::Value;
+
+use super::report::outcome_of;
+use crate::outcome::JobResult;
+
+/// The columns of a discovery's CSV.
+pub const DISCOVERY_COLUMNS: [&str; 9] =
+    ["AccountId", "AccountName", "Resource", "Region", "LockingStatements", "Outcome", "Reason", "ErrorCode", "JobId"];
+
+/// What the discoveries of a sweep found, over every account with a result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DiscoveryCounts {
+    /// Buckets or queues whose policy was read.
+    pub inspected: usize,
+    /// Of those, locking everyone out.
+    pub locked: usize,
+    /// Locked ones unlocked by the sweep (`--apply`).
+    pub unlocked: usize,
+    /// Locked ones still locked (a dry run, or an unlock that failed).
+    pub left_locked: usize,
+    /// Resources whose policy could not be read.
+    pub unreadable: usize,
+}
+
+impl DiscoveryCounts {
+    /// Adds one account's findings.
+    pub fn add(&mut self, findings: &Value) {
+        let locked = findings["locked"].as_array().map_or(&[][..], Vec::as_slice);
+        self.inspected += findings["inspected"].as_u64().unwrap_or(0) as usize;
+        self.locked += locked.len();
+        self.unlocked += locked.iter().filter(|entry| entry["outcome"] == "succeeded").count();
+        self.left_locked += findings["left_locked"].as_u64().unwrap_or(0) as usize;
+        self.unreadable += findings["errors"].as_array().map_or(0, Vec::len);
+    }
+}
+
+/// The rows of one account.
+pub fn rows(id: &str, name: &str, result: Option<&JobResult>) -> Vec<Vec<String>> {
+    let (outcome, reason) = outcome_of(result);
+    let job_id = result.and_then(|r| r.job_id.clone()).unwrap_or_default();
+    let error_code = result.and_then(|r| r.error_code.clone()).unwrap_or_default();
+    let findings = result.map_or(&Value::Null, |r| &r.findings);
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    let resource = |entry: &Value| text(if entry["bucket"].is_string() { &entry["bucket"] } else { &entry["queue_url"] });
+    let mut rows = Vec::new();
+    for entry in findings["locked"].as_array().into_iter().flatten() {
+        let locking: Vec<&str> = entry["locking_statements"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        rows.push(vec![
+            id.to_owned(),
+            name.to_owned(),
+            resource(entry),
+            text(&entry["region"]),
+            locking.join(";"),
+            text(&entry["outcome"]),
+            text(&entry["reason"]),
+            text(&entry["error_code"]),
+            job_id.clone(),
+        ]);
+    }
+    for entry in findings["errors"].as_array().into_iter().flatten() {
+        let (code, why) = (text(&entry["error_code"]), text(&entry["reason"]));
+        rows.push(vec![
+            id.to_owned(),
+            name.to_owned(),
+            resource(entry),
+            text(&entry["region"]),
+            String::new(),
+            "failed".into(),
+            why,
+            code,
+            job_id.clone(),
+        ]);
+    }
+    if rows.is_empty() {
+        rows.push(vec![
+            id.to_owned(),
+            name.to_owned(),
+            String::new(),
+            String::new(),
+            String::new(),
+            outcome,
+            reason,
+            error_code,
+            job_id,
+        ]);
+    }
+    rows
+}
