@@ -99,11 +99,13 @@ pub fn check_static(policy: &PolicyConfig, job: &Job, provenance: &Provenance, n
     if !policy.allowed_accounts.is_empty() && !policy.allowed_accounts.contains(&job.account_id) {
         return fail("policy.account", format!("account {} is not in policy.allowed_accounts", job.account_id));
     }
-    if policy.require_ticket.iter().any(|t| t == job.task.as_str()) && job.ticket.as_deref().is_none_or(|t| t.trim().is_empty()) {
-        return fail("policy.ticket", format!("task {} needs a ticket", job.task));
-    }
-    // The two-person rule. A dry run is exempt: it makes only read calls and changes nothing.
+    // A dry run is exempt from the ticket and the two-person rule: it makes only read calls and
+    // changes nothing, like the audit, which needs neither (a discovery is a dry run by default).
     let dry_run = job.dry_run || policy.dry_run;
+    let needs_ticket = policy.require_ticket.iter().any(|t| t == job.task.as_str());
+    if needs_ticket && !dry_run && job.ticket.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        return fail("policy.ticket", format!("task {} needs a ticket (a dry run does not)", job.task));
+    }
     if !dry_run && policy.require_approval.iter().any(|t| t == job.task.as_str()) {
         let keys = policy.approver_keys();
         if let Err(shortfall) = approvals::verify(job, &job.approvals, &keys, policy.approvals_required, now) {
@@ -440,6 +442,9 @@ mod tests {
         assert_eq!(check_static(&policy, &unlock, &fresh(), SystemTime::now()).unwrap_err().code, "policy.ticket");
         let approved = job("S3UnlockBucketPolicy", "111122223333", Some("CHG-1"));
         assert_eq!(check_static(&policy, &approved, &fresh(), SystemTime::now()), Ok(()));
+        let mut dry = job("S3UnlockBucketPolicy", "111122223333", None);
+        dry.dry_run = true;
+        assert_eq!(check_static(&policy, &dry, &fresh(), SystemTime::now()), Ok(()), "a dry run needs no ticket");
     }
 
     #[test]

@@ -1,0 +1,211 @@
+//! Discovery sweeps for the two unlock tasks over 50 member accounts holding a known set of
+//! locked buckets and queues in two regions, among open ones: a dry-run discovery reports exactly
+//! the locked ones (with one root session per account), `--apply` unlocks exactly those by
+//! removing their locking statements, and a second discovery finds none.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use rootwarden::aws::Clients;
+use rootwarden::job::Task;
+use rootwarden::sweep::{self, SweepOptions, SweepOutcome};
+use serde_json::{Value, json};
+use support::*;
+use tokio_util::sync::CancellationToken;
+
+const ACCOUNTS: usize = 50;
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+
+/// (account, resource, region, locking statements) as the report's columns hold them.
+type Row = (String, String, String, String);
+
+fn report_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("discovery-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn statement(sid: &str, effect: &str, action: &str, condition: Option<Value>) -> Value {
+    let mut statement = json!({"Sid": sid, "Effect": effect, "Principal": "*", "Action": action, "Resource": "*"});
+    if let Some(condition) = condition {
+        statement["Condition"] = condition;
+    }
+    statement
+}
+
+fn policy(statements: Vec<Value>) -> String {
+    json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+}
+
+fn partner(action: &str) -> Value {
+    json!({"Sid": "Partner", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": action, "Resource": "*"})
+}
+
+/// What a resource's policy is: locked (by which statements), open with a policy, or none.
+fn kind_of(index: usize, service: &str) -> (Option<String>, Vec<&'static str>) {
+    let all = format!("{service}:*");
+    let tls = statement("TlsOnly", "Deny", &all, Some(json!({"Bool": {"aws:SecureTransport": "false"}})));
+    let vpce = statement("OnlyVpce", "Deny", &all, Some(json!({"StringNotEquals": {"aws:SourceVpce": "vpce-1a2b3c4d"}})));
+    let ip = statement("OfficeOnly", "Deny", &all, Some(json!({"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}})));
+    match index % 9 {
+        0 => (
+            Some(policy(vec![partner(&format!("{service}:Get*")), statement("DenyAll", "Deny", &all, None)])),
+            vec!["DenyAll"],
+        ),
+        4 => (Some(policy(vec![tls.clone(), vpce, ip])), vec!["OnlyVpce", "OfficeOnly"]),
+        1 | 5 => (Some(policy(vec![tls, partner(&format!("{service}:Get*"))])), vec![]),
+        _ => (None, vec![]),
+    }
+}
+
+/// Creates two buckets and two queues per account (one of each per region) and returns the
+/// locked ones as report rows.
+fn make_resources(local: &LocalAws, seed: &Seed) -> (BTreeSet<Row>, BTreeSet<Row>) {
+    let (mut buckets, mut queues) = (Vec::new(), Vec::new());
+    let (mut locked_buckets, mut locked_queues) = (BTreeSet::new(), BTreeSet::new());
+    for (a, account) in seed.accounts().iter().enumerate() {
+        for (r, region) in REGIONS.iter().enumerate() {
+            let (bucket_policy, locking) = kind_of(a * 2 + r, "s3");
+            let name = format!("disc-{a}-{region}");
+            if !locking.is_empty() {
+                locked_buckets.insert((account.clone(), name.clone(), region.to_string(), locking.join(";")));
+            }
+            buckets.push(json!({"account_id": account, "name": name, "region": region, "policy": bucket_policy}));
+            let (queue_policy, locking) = kind_of(a * 2 + r + 3, "sqs");
+            queues.push(json!({"account_id": account, "name": format!("disc-{a}"), "region": region, "policy": queue_policy}));
+            if !locking.is_empty() {
+                locked_queues.insert((account.clone(), format!("disc-{a}"), region.to_string(), locking.join(";")));
+            }
+        }
+    }
+    let made = local.post("/_localaws/resources", json!({"buckets": buckets, "queues": queues}));
+    // The report names a queue by URL: map the names to what the environment made.
+    let urls: Vec<(String, String, String)> = made["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["account_id"].as_str().unwrap().into(),
+                q["region"].as_str().unwrap().into(),
+                q["url"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let locked_queues = locked_queues
+        .into_iter()
+        .map(|(account, _, region, locking)| {
+            let url = urls.iter().find(|(a, r, _)| *a == account && *r == region).unwrap().2.clone();
+            (account, url, region, locking)
+        })
+        .collect();
+    (locked_buckets, locked_queues)
+}
+
+async fn discover(clients: &Clients, seed: &Seed, task: Task, name: &str, apply: bool) -> SweepOutcome {
+    let report = report_dir(name).join("report");
+    let mut options = SweepOptions::new(task, seed.queue("intake"), seed.queue("results"), report);
+    options.idle_timeout = Duration::from_secs(60);
+    options.sweep_id = Some(name.into());
+    options.apply = apply;
+    options.ticket = apply.then(|| "CHG-7".into());
+    if task == Task::SqsUnlockQueuePolicy {
+        options.regions = Some(REGIONS.iter().map(|r| r.to_string()).collect());
+    }
+    let outcome = sweep::run(clients, options, CancellationToken::new()).await.unwrap();
+    assert!(outcome.complete, "{:?}", outcome.stopped);
+    assert_eq!(outcome.summary.failed, 0, "{:?}", outcome.summary);
+    outcome
+}
+
+/// The report's rows naming a resource, and their outcomes.
+fn found(outcome: &SweepOutcome) -> (BTreeSet<Row>, BTreeSet<String>) {
+    let mut reader = csv::Reader::from_path(&outcome.paths.csv).unwrap();
+    let (mut rows, mut outcomes) = (BTreeSet::new(), BTreeSet::new());
+    for record in reader.records() {
+        let record = record.unwrap();
+        if record[2].is_empty() {
+            assert_eq!(&record[5], "no_change", "an account with nothing locked: {record:?}");
+            continue;
+        }
+        rows.insert((record[0].into(), record[2].into(), record[3].into(), record[4].into()));
+        outcomes.insert(record[5].to_owned());
+    }
+    (rows, outcomes)
+}
+
+fn locked_gauge(daemon: &RunningDaemon, task: Task) -> f64 {
+    let prefix = "rootwarden_locked_resources{account_id=";
+    let text = daemon.metrics.render();
+    text.lines()
+        .filter(|line| line.starts_with(prefix) && line.contains(&format!("task=\"{task}\"")))
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_finds_exactly_the_locked_buckets_and_queues_and_apply_unlocks_exactly_those() {
+    let local = LocalAws::start();
+    let seed = local.seed(ACCOUNTS, 0, 0);
+    let (locked_buckets, locked_queues) = make_resources(&local, &seed);
+    assert!(locked_buckets.len() >= 10 && locked_queues.len() >= 10, "the set is worth finding");
+    let clients = management_clients(&local).await;
+    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+
+    for (task, locked) in [(Task::S3UnlockBucketPolicy, &locked_buckets), (Task::SqsUnlockQueuePolicy, &locked_queues)] {
+        let calls = local.assume_root_calls().len();
+        let dry = discover(&clients, &seed, task, &format!("{task}-dry"), false).await;
+        assert_eq!(local.assume_root_calls().len() - calls, ACCOUNTS, "one root session per account");
+        let (rows, outcomes) = found(&dry);
+        assert_eq!(&rows, locked, "{task}: exactly the locked resources, with their locking statements");
+        assert_eq!(outcomes, BTreeSet::from(["dry_run".to_owned()]));
+        let counts = dry.summary.discovery.clone().unwrap();
+        assert_eq!((counts.inspected, counts.locked, counts.unlocked), (ACCOUNTS * 2, locked.len(), 0), "{counts:?}");
+        assert_eq!(locked_gauge(&daemon, task), locked.len() as f64);
+
+        let applied = discover(&clients, &seed, task, &format!("{task}-apply"), true).await;
+        let (rows, outcomes) = found(&applied);
+        assert_eq!(&rows, locked, "{task}: --apply unlocks exactly what was found");
+        assert_eq!(outcomes, BTreeSet::from(["succeeded".to_owned()]));
+        assert_eq!(locked_gauge(&daemon, task), 0.0);
+
+        let again = discover(&clients, &seed, task, &format!("{task}-again"), false).await;
+        assert_eq!(found(&again).0, BTreeSet::new(), "{task}: a second discovery finds none");
+    }
+    assert_policies_kept_what_was_not_locking(&local, &locked_buckets, &locked_queues).await;
+    daemon.stop().await;
+}
+
+/// After the unlock, a locked resource keeps its other statements; an open one is untouched.
+async fn assert_policies_kept_what_was_not_locking(
+    local: &LocalAws,
+    locked_buckets: &BTreeSet<Row>,
+    locked_queues: &BTreeSet<Row>,
+) {
+    let sids = |text: &str| -> Vec<String> {
+        let policy: Value = serde_json::from_str(text).unwrap();
+        policy["Statement"].as_array().unwrap().iter().map(|s| s["Sid"].as_str().unwrap().to_owned()).collect()
+    };
+    let (account, bucket, region, _) = locked_buckets.iter().next().unwrap();
+    let member = member_clients(local, account).await;
+    let s3_config = aws_sdk_s3::config::Builder::from(&member.sdk)
+        .force_path_style(true)
+        .region(aws_sdk_s3::config::Region::new(region.clone()));
+    let s3 = aws_sdk_s3::Client::from_conf(s3_config.build());
+    let kept = s3.get_bucket_policy().bucket(bucket).send().await.unwrap();
+    let kept = sids(kept.policy().unwrap());
+    assert!(kept == ["Partner"] || kept == ["TlsOnly"], "only the locking statements went: {kept:?}");
+
+    let (account, url, region, _) = locked_queues.iter().next().unwrap();
+    let member = member_clients(local, account).await;
+    let sqs_config = aws_sdk_sqs::config::Builder::from(&member.sdk).region(aws_sdk_sqs::config::Region::new(region.clone()));
+    let sqs = aws_sdk_sqs::Client::from_conf(sqs_config.build());
+    let output = sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::Policy).send().await.unwrap();
+    let kept = sids(output.attributes().unwrap().get(&QueueAttributeName::Policy).unwrap());
+    assert!(kept == ["Partner"] || kept == ["TlsOnly"], "only the locking statements went: {kept:?}");
+}
