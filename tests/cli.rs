@@ -163,6 +163,32 @@ fn a_discovery_sweep_applies_only_with_a_ticket_and_its_flags_belong_to_it() {
 }
 
 #[test]
+fn a_restore_policy_file_is_read_as_a_document_or_as_a_result_s_previous_policy_string() {
+    let cli = Cli::new("restore-policy");
+    let tls_only = r#"{"Version":"2012-10-17","Statement":[{"Sid":"TlsOnly","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#;
+    let deny_all = r#"{"Version":"2012-10-17","Statement":[{"Sid":"DenyAll","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*"}]}"#;
+    // As `jq '.findings.previous_policy' result.json` writes it: a JSON string holding the policy.
+    std::fs::write(cli.dir.join("previous.json"), serde_json::to_string(tls_only).unwrap()).unwrap();
+    std::fs::write(cli.dir.join("document.json"), tls_only).unwrap();
+    std::fs::write(cli.dir.join("lockout.json"), deny_all).unwrap();
+    let submit = |file: &'static str, extra: &[&'static str]| -> Vec<&'static str> {
+        let mut args = vec!["submit", "--task", "S3UnlockBucketPolicy", "--account", "111122223333"];
+        args.extend(["--bucket", "payments-artifacts", "--ticket", "CHG-1", "--restore-policy", file]);
+        args.extend(extra);
+        args
+    };
+    cli.usage_error(
+        &submit("lockout.json", &[]),
+        "restore_policy: statement(s) DenyAll would lock everyone out of the resource again",
+    );
+    cli.usage_error(&submit("missing.json", &[]), "rootwarden: --restore-policy missing.json:");
+    for (file, extra) in [("previous.json", &[][..]), ("document.json", &[][..]), ("lockout.json", &["--allow-lockout"][..])] {
+        let run = cli.run(&submit(file, extra));
+        assert!(run.status == 1 && run.connections > 0, "{file} is a valid job and reaches AWS: {run:?}");
+    }
+}
+
+#[test]
 fn an_unknown_task_names_the_accepted_values() {
     let cli = Cli::new("unknown-task");
     cli.usage_error(

@@ -233,6 +233,8 @@ async fn every_dashboard_panel_has_data_from_a_live_daemon() {
         (job("obs-unlock", &unlock_account, s3, json!({"bucket": unlock_bucket})), "succeeded"),
         (job("obs-unlock-again", &unlock_account, s3, json!({"bucket": unlock_bucket})), "no_change"),
         (job("obs-dry-run", &dry_run_account, s3, json!({"bucket": dry_run_bucket, "dry_run": true})), "dry_run"),
+        // A discovery finds that bucket still locked: rootwarden_locked_resources.
+        (job("obs-discover", &dry_run_account, s3, json!({"discover": true, "dry_run": true})), "dry_run"),
         ("{\"version\": 1, \"job_id\": \"obs-malformed\"".to_owned(), "rejected"),
         // The bucket belongs to another account: the root session gets AccessDenied.
         (job("obs-foreign-bucket", &other_account, s3, json!({"bucket": unlock_bucket})), "failed"),
