@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 const ACCOUNTS: usize = 50;
 const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+const WAIT: Duration = Duration::from_secs(60);
 
 /// (account, resource, region, locking statements) as the report's columns hold them.
 type Row = (String, String, String, String);
@@ -208,4 +209,67 @@ async fn assert_policies_kept_what_was_not_locking(
     let output = sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::Policy).send().await.unwrap();
     let kept = sids(output.attributes().unwrap().get(&QueueAttributeName::Policy).unwrap());
     assert!(kept == ["Partner"] || kept == ["TlsOnly"], "only the locking statements went: {kept:?}");
+}
+
+/// One account with three locked buckets, discovered and unlocked with faults injected.
+async fn three_locked_buckets(local: &LocalAws, seed: &Seed) -> String {
+    let account = seed.accounts()[0].clone();
+    let buckets: Vec<Value> = (0..3)
+        .map(|i| json!({"account_id": account, "name": format!("faulty-{i}"), "region": "us-east-1", "policy": kind_of(0, "s3").0}))
+        .collect();
+    local.post("/_localaws/resources", json!({"buckets": buckets}));
+    account
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_error_retries_the_whole_discovery_but_an_unlock_error_stays_with_its_bucket() {
+    let local = LocalAws::start();
+    let seed = local.seed(2, 0, 0);
+    let account = three_locked_buckets(&local, &seed).await;
+    let queues = Queues::new(&local, &seed).await;
+    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+    let discover =
+        |id: &str, dry_run: bool| job(id, &account, "S3UnlockBucketPolicy", json!({"discover": true, "dry_run": dry_run}));
+
+    // A transient read error: nothing has changed yet, so the job comes back and starts afresh.
+    local.fault(
+        json!({"service": "s3", "operation": "GetBucketPolicy", "error": "ServiceUnavailable", "status": 503, "count": 1}),
+    );
+    queues.send(&discover("read-transient", true)).await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!((result["outcome"].as_str(), result["attempt"].as_u64()), (Some("dry_run"), Some(2)), "{result}");
+    assert_eq!(result["findings"]["locked"].as_array().unwrap().len(), 3);
+
+    // A permanent read error is the bucket's: listed among the errors, the others still found.
+    local.fault(json!({"service": "s3", "operation": "GetBucketPolicy", "error": "AccessDenied", "status": 403, "count": 1}));
+    queues.send(&discover("read-denied", true)).await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    let findings = &result["findings"];
+    assert_eq!((result["outcome"].as_str(), result["attempt"].as_u64()), (Some("dry_run"), Some(1)), "{result}");
+    assert_eq!((findings["inspected"].as_u64(), findings["locked"].as_array().unwrap().len()), (Some(3), 2), "{result}");
+    assert_eq!(findings["errors"][0]["error_code"], "AccessDenied", "{result}");
+
+    // An error while unlocking stays with its bucket, even a transient one: a rerun would not see
+    // the policies already changed, and their previous_policy would be lost.
+    local.fault(
+        json!({"service": "s3", "operation": "PutBucketPolicy", "error": "ServiceUnavailable", "status": 503, "count": 1}),
+    );
+    queues.send(&discover("apply", false)).await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!((result["outcome"].as_str(), result["attempt"].as_u64()), (Some("succeeded"), Some(1)), "{result}");
+    let locked = result["findings"]["locked"].as_array().unwrap();
+    let outcomes: Vec<&str> = locked.iter().map(|entry| entry["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "succeeded").count(), 2, "{result}");
+    assert_eq!(outcomes.iter().filter(|o| **o == "failed").count(), 1, "{result}");
+    assert!(locked.iter().all(|entry| entry["previous_policy"].as_str().is_some_and(|p| p.contains("DenyAll"))));
+    assert_eq!(result["findings"]["left_locked"], 1);
+    let gauge = format!("rootwarden_locked_resources{{account_id=\"{account}\",task=\"S3UnlockBucketPolicy\"}}");
+    assert_eq!(daemon.metric(&gauge), 1.0);
+
+    // The next discovery finds the one left, and unlocks it.
+    queues.send(&discover("apply-again", false)).await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!(result["findings"]["locked"].as_array().unwrap().len(), 1, "{result}");
+    assert_eq!(result["findings"]["left_locked"], 0);
+    daemon.stop().await;
 }

@@ -90,3 +90,40 @@ pub fn rows(id: &str, name: &str, result: Option<&JobResult>) -> Vec<Vec<String>
     }
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn result(outcome: &str, findings: Value) -> JobResult {
+        serde_json::from_value(json!({
+            "version": 1, "job_id": "sweep-s-111122223333", "account_id": "111122223333", "task": "S3UnlockBucketPolicy",
+            "outcome": outcome, "reason": null, "error_code": null, "requested_by": null, "ticket": null, "dry_run": true,
+            "findings": findings, "root_session_access_key_id": "ASIA1", "attempt": 1, "message_id": "m",
+            "started_at": "t", "finished_at": "t",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_row_per_locked_or_unreadable_resource_and_one_for_an_account_with_none() {
+        let findings = json!({
+            "discover": true, "inspected": 3, "left_locked": 1,
+            "locked": [{"bucket": "b-1", "region": "eu-west-1", "locking_statements": ["DenyAll", "#2"], "outcome": "dry_run"}],
+            "errors": [{"bucket": "b-2", "region": "us-east-1", "error_code": "AccessDenied", "reason": "denied"}],
+        });
+        let found = rows("111122223333", "prod", Some(&result("dry_run", findings.clone())));
+        assert_eq!(found[0][2..6], ["b-1", "eu-west-1", "DenyAll;#2", "dry_run"]);
+        assert_eq!(found[1][2..8], ["b-2", "us-east-1", "", "failed", "denied", "AccessDenied"]);
+        let mut counts = DiscoveryCounts::default();
+        counts.add(&findings);
+        assert_eq!(counts, DiscoveryCounts { inspected: 3, locked: 1, unlocked: 0, left_locked: 1, unreadable: 1 });
+
+        let none = rows("111122223333", "prod", Some(&result("no_change", json!({"inspected": 4, "locked": [], "errors": []}))));
+        assert_eq!(none.len(), 1);
+        assert_eq!((none[0][2].as_str(), none[0][5].as_str()), ("", "no_change"));
+        assert_eq!(rows("111122223333", "prod", None)[0][5], "pending");
+    }
+}
