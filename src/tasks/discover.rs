@@ -4,9 +4,9 @@
 //!
 //! One job covers one account with one root session, however many resources it holds. Reading
 //! comes first and changes nothing, so a transient error there (throttling, 5xx) fails the job
-//! as a whole and its retry starts afresh. Once the first policy is changed, an error is recorded
-//! against its resource instead: a retry of the whole job would no longer see the policies it
-//! already changed, and their `previous_policy` would be lost from the result.
+//! as a whole and its retry starts afresh. An error while unlocking, even a transient one, is
+//! recorded against its resource instead: a retry of the whole job would no longer see the
+//! policies already changed, and their `previous_policy` would be lost from the result.
 
 use futures::{StreamExt, stream};
 use serde_json::{Value, json};
