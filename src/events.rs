@@ -5,14 +5,19 @@ use std::time::Duration;
 
 use crate::aws::AwsCallError;
 use crate::metrics::Metrics;
-use crate::outcome::JobResult;
+use crate::outcome::{JobResult, Outcome};
 
-/// A job ended with a result: the result's JSON log line, and the outcome counters.
+/// A job ended with a result: the result's JSON log line, and the outcome counters (a rejection
+/// also counts under the check that refused it).
 pub fn job_ended(metrics: &Metrics, result: &JobResult, result_json: &str, elapsed: Duration) {
     let task = result.task_label();
     let outcome = result.outcome.as_str();
     metrics.jobs_completed.with_label_values(&[task, outcome]).inc();
     metrics.job_duration.with_label_values(&[task]).observe(elapsed.as_secs_f64());
+    if result.outcome == Outcome::Rejected {
+        let check = crate::metrics::rejection_check(result.error_code.as_deref());
+        metrics.jobs_rejected.with_label_values(&[check]).inc();
+    }
     let reason = result.reason.as_deref().unwrap_or("");
     if result.outcome.goes_to_dead_letter_queue() {
         tracing::warn!(target: "rootwarden::result", outcome, reason, result = result_json, "The job ended without acting and went to the dead-letter queue.");

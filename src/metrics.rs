@@ -19,6 +19,9 @@ pub struct Metrics {
     pub jobs_received: IntCounter,
     /// Jobs ended, by task and outcome.
     pub jobs_completed: IntCounterVec,
+    /// Jobs rejected, by the check that refused them (its `error_code`, one of
+    /// [`REJECTION_CHECKS`], else `other`).
+    pub jobs_rejected: IntCounterVec,
     /// Time from receipt to result, by task.
     pub job_duration: HistogramVec,
     /// Jobs running now.
@@ -98,6 +101,11 @@ impl Metrics {
                 "Jobs ended, by task and outcome.",
                 &["task", "outcome"],
             ),
+            jobs_rejected: counter_vec(
+                "rootwarden_jobs_rejected_total",
+                "Jobs rejected, by the check that refused them (the result's error_code).",
+                &["check"],
+            ),
             job_duration,
             jobs_in_flight: gauge("rootwarden_jobs_in_flight", "Jobs running now."),
             assume_root_requests: counter_vec(
@@ -170,6 +178,9 @@ impl Metrics {
         for outcome in [Outcome::Rejected, Outcome::Failed] {
             self.messages_dead_lettered.with_label_values(&[outcome.as_str()]);
         }
+        for check in REJECTION_CHECKS.iter().chain(std::iter::once(&"other")) {
+            self.jobs_rejected.with_label_values(&[check]);
+        }
     }
 
     /// The Prometheus text exposition of every family.
@@ -178,6 +189,30 @@ impl Metrics {
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer).expect("text encoding cannot fail");
         String::from_utf8(buffer).expect("exposition is UTF-8")
     }
+}
+
+/// The rejection codes (a rejected result's `error_code`): the `check` label values of
+/// `rootwarden_jobs_rejected_total`. A code missing here is counted as `other`; the test below
+/// finds every code the worker and the policy write.
+pub const REJECTION_CHECKS: [&str; 12] = [
+    "job.malformed",
+    "job.invalid",
+    "policy.sender",
+    "policy.freshness",
+    "policy.task",
+    "policy.account",
+    "policy.ticket",
+    "policy.approval",
+    "policy.feature",
+    "policy.membership",
+    "policy.organizational_unit",
+    "policy.organization",
+];
+
+/// The `check` label of a rejection with this code: the code when it is one of
+/// [`REJECTION_CHECKS`], else `other` (the label set stays bounded whatever a result holds).
+pub fn rejection_check(code: Option<&str>) -> &'static str {
+    code.and_then(|code| REJECTION_CHECKS.into_iter().find(|check| *check == code)).unwrap_or("other")
 }
 
 impl Default for Metrics {
@@ -199,6 +234,7 @@ mod tests {
         metrics.assume_root_requests.with_label_values(&["S3UnlockBucketPolicy", "ok"]).inc();
         metrics.aws_errors.with_label_values(&["s3", "GetBucketPolicy", "AccessDenied"]).inc();
         metrics.messages_dead_lettered.with_label_values(&["rejected"]).inc();
+        metrics.jobs_rejected.with_label_values(&[rejection_check(Some("policy.approval"))]).inc();
         metrics.queue_messages.with_label_values(&["intake", "visible"]).set(3);
         metrics.root_credentials_present.with_label_values(&["111122223333", "password"]).set(1);
         metrics.locked_resources.with_label_values(&["S3UnlockBucketPolicy", "111122223333"]).set(2);
@@ -206,6 +242,7 @@ mod tests {
         for name in [
             "rootwarden_jobs_received_total",
             "rootwarden_jobs_completed_total",
+            "rootwarden_jobs_rejected_total",
             "rootwarden_job_duration_seconds_bucket",
             "rootwarden_jobs_in_flight",
             "rootwarden_assume_root_requests_total",
@@ -223,6 +260,30 @@ mod tests {
             "rootwarden_build_info",
         ] {
             assert!(text.contains(&format!("\n{name}")), "{name} missing");
+        }
+    }
+
+    #[test]
+    fn rejections_are_counted_by_check_from_a_bounded_set() {
+        let metrics = Metrics::new();
+        let text = metrics.render();
+        assert!(text.contains("rootwarden_jobs_rejected_total{check=\"policy.approval\"} 0"), "created at zero: {text}");
+        assert!(text.contains("rootwarden_jobs_rejected_total{check=\"other\"} 0"), "{text}");
+        assert_eq!(rejection_check(Some("policy.ticket")), "policy.ticket");
+        assert_eq!(rejection_check(Some("anything a result could hold")), "other");
+        assert_eq!(rejection_check(None), "other");
+        // Every rejection code the worker and the policy write is a label of its own.
+        for source in [include_str!("policy.rs"), include_str!("worker.rs")] {
+            for prefix in ["\"policy.", "\"job."] {
+                for (at, _) in source.match_indices(prefix) {
+                    let rest = &source[at + prefix.len()..];
+                    let name_len = rest.bytes().take_while(|b| b.is_ascii_lowercase() || *b == b'_').count();
+                    if name_len > 0 && rest[name_len..].starts_with('"') {
+                        let code = &source[at + 1..at + prefix.len() + name_len];
+                        assert!(REJECTION_CHECKS.contains(&code), "rejection code `{code}` is missing from REJECTION_CHECKS");
+                    }
+                }
+            }
         }
     }
 }
