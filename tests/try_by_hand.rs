@@ -1,7 +1,8 @@
 //! The README's "Try it by hand": `scripts/env start` (what `make env` runs) leaves a seeded
 //! local environment running with a ready configuration, and the commands it prints work as
 //! printed: sourcing its env file, `rootwarden run` and `rootwarden submit` give a result.
-//! `scripts/env stop` stops the daemon and the environment.
+//! `scripts/env stop` stops the daemon and the environment. And the quick start's `make demo`
+//! ends with a result for every job it posted, each with the outcome the README shows.
 
 mod support;
 
@@ -97,4 +98,34 @@ async fn make_env_prints_commands_that_work_as_printed() {
 
     drop(environment);
     assert!(!state.join("localaws.pid").exists(), "scripts/env stop stopped the environment");
+}
+
+#[test]
+fn the_demo_ends_with_a_result_for_every_job_it_posted() {
+    let state = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/demo"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("ROOTWARDEN_DEMO_BINARY", env!("CARGO_BIN_EXE_rootwarden"))
+        .env("ROOTWARDEN_DEMO_STATE", &state)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("8 of 8 jobs ended:"), "{stdout}");
+    let row = |task: &str, outcome: &str, detail: &str| {
+        stdout.lines().any(|l| l.contains(task) && l.contains(&format!(" {outcome} ")) && l.contains(detail))
+    };
+    for (task, outcome, detail) in [
+        ("S3UnlockBucketPolicy", "rejected", "needs a ticket"),
+        ("IAMAuditRootUserCredentials", "succeeded", "password=True access_keys=2 mfa=1"),
+        ("IAMDeleteRootUserCredentials", "succeeded", "deleted {"),
+        ("IAMCreateRootUserPassword", "succeeded", "password recovery allowed"),
+        ("S3UnlockBucketPolicy", "succeeded", "removed policy (DenyEveryone locks_out_everyone)"),
+        ("SQSUnlockQueuePolicy", "succeeded", "removed policy (DenyEveryone locks_out_everyone)"),
+    ] {
+        assert!(row(task, outcome, detail), "no {task} {outcome} row with {detail:?}:\n{stdout}");
+    }
+    assert!(stdout.contains("Dead-letter queue: 2 message(s)"), "{stdout}");
 }
