@@ -163,7 +163,9 @@ async fn decide(message: &Received, context: &WorkerContext) -> Decision {
     };
     let last_attempt = message.receive_count >= context.config.intake.max_receive_count;
     let ending = match result {
-        Ok((report, access_key_id)) => Ending::done(report.outcome, report.findings, Some(access_key_id)),
+        Ok((report, access_key_id)) => {
+            Ending { reason: report.reason, ..Ending::done(report.outcome, report.findings, Some(access_key_id)) }
+        }
         Err(failure) => match classify(failure, last_attempt) {
             Ok(ending) => ending,
             Err((code, reason)) => return Decision::Retry { code, reason },

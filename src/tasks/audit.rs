@@ -108,7 +108,7 @@ pub async fn run(account_id: &str, context: TaskContext<'_>) -> Result<TaskRepor
     });
     publish_posture(metrics, account_id, &findings);
     let outcome = if context.dry_run { Outcome::DryRun } else { Outcome::Succeeded };
-    Ok(TaskReport { outcome, findings })
+    Ok(TaskReport { outcome, findings, reason: None })
 }
 
 /// Sets `rootwarden_root_credentials_present` from audit findings, so the organization's

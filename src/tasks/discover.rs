@@ -78,6 +78,7 @@ pub(super) async fn run(
     }
     let found = locked.len();
     context.metrics.locked_resources.with_label_values(&[task.as_str(), account]).set(left_locked as i64);
+    let reason = shortfall(found, left_locked, errors.len(), context.dry_run);
     let findings = json!({
         "discover": true,
         "inspected": candidates.len(),
@@ -85,7 +86,20 @@ pub(super) async fn run(
         "left_locked": left_locked,
         "errors": errors,
     });
-    Ok(TaskReport::change(&context, found > 0, findings))
+    Ok(TaskReport { reason, ..TaskReport::change(&context, found > 0, findings) })
+}
+
+/// The sentence of a discovery that could not do all it should: resources it could not read, or
+/// (applied) locked ones it could not unlock. `None` when it did everything.
+fn shortfall(found: usize, left_locked: usize, unreadable: usize, dry_run: bool) -> Option<String> {
+    let mut parts = Vec::new();
+    if !dry_run && left_locked > 0 {
+        parts.push(format!("{left_locked} of {found} locked resource(s) could not be unlocked (see findings.locked)"));
+    }
+    if unreadable > 0 {
+        parts.push(format!("the policy of {unreadable} resource(s) could not be read (see findings.errors)"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Reads and classifies one policy. A transient error is the job's; a permanent one the

@@ -45,6 +45,8 @@ pub struct TaskReport {
     pub outcome: Outcome,
     /// What it found or changed.
     pub findings: serde_json::Value,
+    /// A sentence for a partial success (a discovery that could not unlock or read everything).
+    pub reason: Option<String>,
 }
 
 impl TaskReport {
@@ -55,7 +57,7 @@ impl TaskReport {
             (true, true) => Outcome::DryRun,
             (true, false) => Outcome::Succeeded,
         };
-        Self { outcome, findings }
+        Self { outcome, findings, reason: None }
     }
 }
 

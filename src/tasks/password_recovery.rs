@@ -17,6 +17,7 @@ pub async fn run(context: TaskContext<'_>) -> Result<TaskReport, AwsCallError> {
             return Ok(TaskReport {
                 outcome: Outcome::NoChange,
                 findings: json!({"login_profile_exists": true, "login_profile_created": created.flatten()}),
+                reason: None,
             });
         }
         Err(error) if error.is(&["NoSuchEntity"]) => {}
@@ -29,7 +30,7 @@ pub async fn run(context: TaskContext<'_>) -> Result<TaskReport, AwsCallError> {
         Ok(_) => Ok(TaskReport::change(&context, true, json!({"login_profile_created": true}))),
         // Created between our read and our write: the wanted state all the same.
         Err(error) if error.is(&["EntityAlreadyExists"]) => {
-            Ok(TaskReport { outcome: Outcome::NoChange, findings: json!({"login_profile_exists": true}) })
+            Ok(TaskReport { outcome: Outcome::NoChange, findings: json!({"login_profile_exists": true}), reason: None })
         }
         Err(error) => Err(error),
     }
