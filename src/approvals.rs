@@ -352,6 +352,48 @@ pub fn base64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
+/// The JSON documents of a file of jobs, each with the line it starts on: JSON Lines (one job a
+/// line, as `rootwarden sweep --plan` writes them) or documents one after another (several
+/// approvers' files concatenated, pretty-printed or not). Blank lines are skipped.
+pub fn documents(text: &str) -> Result<Vec<(usize, serde_json::Value)>, String> {
+    let line_of = |offset: usize| text[..offset].matches('\n').count() + 1;
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
+    let mut documents = Vec::new();
+    loop {
+        let before = stream.byte_offset();
+        let start = before + (text[before..].len() - text[before..].trim_start().len());
+        match stream.next() {
+            None => return Ok(documents),
+            Some(Ok(value)) => documents.push((line_of(start), value)),
+            Some(Err(error)) => return Err(format!("line {}: not JSON: {error}", line_of(start))),
+        }
+    }
+}
+
+/// The jobs of a file of jobs ([`documents`]), each validated as the daemon validates it; an
+/// error names the line of the first invalid one.
+pub fn read_jobs(text: &str) -> Result<Vec<Job>, String> {
+    documents(text)?
+        .into_iter()
+        .map(|(line, value)| Job::parse(&value.to_string()).map_err(|error| format!("line {line}: the job is invalid: {error}")))
+        .collect()
+}
+
+/// Every approval of each job id in `jobs`, merged across the copies of a job (one per approver's
+/// file), an approval repeated exactly counted once. Jobs without approvals add nothing.
+pub fn merged_by_job_id(jobs: &[Job]) -> std::collections::HashMap<String, Vec<Approval>> {
+    let mut merged: std::collections::HashMap<String, Vec<Approval>> = std::collections::HashMap::new();
+    for job in jobs {
+        for approval in &job.approvals {
+            let list = merged.entry(job.job_id.clone()).or_default();
+            if !list.contains(approval) {
+                list.push(approval.clone());
+            }
+        }
+    }
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
@@ -549,6 +591,43 @@ mod tests {
         let signature = local.sign(&canonical_message(&job, NOT_AFTER)).unwrap();
         let approval = Approval { approver: "kms-dave".into(), signature, not_after: NOT_AFTER.into() };
         assert_eq!(verify(&job, &[approval], &keys, 1, now()), Ok(()));
+    }
+
+    #[test]
+    fn files_of_jobs_are_json_lines_or_concatenated_documents_and_approvals_merge_by_job_id() {
+        let (people, _) = three();
+        let one = job("");
+        let other = job("").with(|j| j.job_id = "CHG-1042-other".into());
+        let line = |job: &Job, by: &[&Person]| {
+            let mut value: serde_json::Value = serde_json::from_str(
+                r#"{"version":1,"account_id":"111122223333","task":"S3UnlockBucketPolicy","bucket":"payments-artifacts","region":"eu-west-1","ticket":"CHG-1042"}"#,
+            )
+            .unwrap();
+            value["job_id"] = job.job_id.clone().into();
+            let approvals: Vec<Approval> = by.iter().map(|p| p.approve(job, NOT_AFTER)).collect();
+            value["approvals"] = serde_json::to_value(approvals).unwrap();
+            value
+        };
+        let alice_file = format!("{}\n{}\n", line(&one, &[&people[0]]), line(&other, &[&people[0]]));
+        // Bob's file is pretty-printed, and carries alice's approval of `one` again.
+        let pretty = serde_json::to_string_pretty(&line(&one, &[&people[0], &people[1]])).unwrap();
+        let bob_file = format!("\n{pretty}\n{}", line(&other, &[&people[1]]));
+        let text = format!("{alice_file}{bob_file}");
+        let found = documents(&text).unwrap();
+        let lines: Vec<usize> = found.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [1, 2, 4, 4 + pretty.lines().count()], "{text}");
+        let jobs = read_jobs(&text).unwrap();
+        let merged = merged_by_job_id(&jobs);
+        assert_eq!(merged.len(), 2);
+        let approvers = |id: &str| merged[id].iter().map(|a| a.approver.as_str()).collect::<Vec<_>>();
+        assert_eq!(approvers("CHG-1042-unlock"), ["alice", "bob"], "alice's repeated approval counts once");
+        assert_eq!(approvers("CHG-1042-other"), ["alice", "bob"]);
+
+        let broken = format!("{alice_file}{{\"version\": 1,\n");
+        assert!(documents(&broken).unwrap_err().starts_with("line 3: not JSON"), "{:?}", documents(&broken));
+        let invalid = format!("{alice_file}{{\"version\": 1}}\n");
+        assert!(read_jobs(&invalid).unwrap_err().starts_with("line 3: the job is invalid"), "{:?}", read_jobs(&invalid));
+        assert!(read_jobs("").unwrap().is_empty());
     }
 
     #[test]

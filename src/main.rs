@@ -81,8 +81,8 @@ enum Command {
     CheckConfig,
     /// Builds a v1 job, validates it, posts it to the intake queue and prints the message id.
     Submit(Box<SubmitArgs>),
-    /// Adds an approval to the job read on stdin (two-person rule), or prints the bytes an
-    /// external signer (aws kms sign) must sign.
+    /// Adds an approval to the job read on stdin, or to each job of a sweep's plan (two-person
+    /// rule), or prints the bytes an external signer (aws kms sign) must sign.
     Approve(Box<ApproveArgs>),
     /// Posts one job per member account, waits for the results and writes a CSV/JSON report.
     Sweep(Box<SweepArgs>),
@@ -160,8 +160,9 @@ struct SubmitArgs {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Reads the job (JSON) on stdin. With --key or --add-signature, writes it with one more approval \
-    on stdout. With --print-digest, writes the exact bytes to sign on stdout and the not_after to use on stderr, e.g.\n  \
+#[command(after_help = "Reads the job (JSON) on stdin, or JSON Lines (one job a line: a sweep's --plan). With --key or \
+    --add-signature, writes it with one more approval on stdout (JSON Lines: each job, one a line; --key only). \
+    With --print-digest (one job), writes the exact bytes to sign on stdout and the not_after to use on stderr, e.g.\n  \
     rootwarden approve --print-digest --not-after 2026-12-02T09:00:00Z < job.json > message.bin\n  \
     aws kms sign --key-id alias/approver-bob --signing-algorithm ECDSA_SHA_256 --message-type RAW \
     --message fileb://message.bin --query Signature --output text\n  \
@@ -209,6 +210,13 @@ enum FeaturesAction {
 }
 
 #[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("id").args(["sweep_id", "resume"]))]
+#[command(after_help = "Approvals (two-person rule): write the sweep's jobs with --plan, have each approver sign them \
+    (rootwarden approve --key KEY --approver ID < plan.jsonl > ID.jsonl), then run the same sweep with \
+    --approvals FILE (the approvers' files, concatenated).\n  \
+    rootwarden sweep --task IAMDeleteRootUserCredentials --ticket CHG-7 --sweep-id chg-7 --plan plan.jsonl\n  \
+    cat alice.jsonl bob.jsonl > approved.jsonl\n  \
+    rootwarden sweep --task IAMDeleteRootUserCredentials --ticket CHG-7 --sweep-id chg-7 --approvals approved.jsonl")]
 struct SweepArgs {
     /// Any of the five tasks. S3UnlockBucketPolicy and SQSUnlockQueuePolicy discover the locked
     /// buckets or queues of every account (a dry run unless --apply).
@@ -269,6 +277,20 @@ struct SweepArgs {
     /// Results queue URL (default: results.queue_url from the configuration).
     #[arg(long)]
     results_url: Option<String>,
+    /// Writes the jobs this sweep would post to FILE (- for stdout), JSON Lines, one job per
+    /// account, for approvers to sign with `rootwarden approve`; posts nothing and writes no
+    /// state. Needs --sweep-id (or --resume): the approvals sign the job ids, which hold it.
+    #[arg(long, value_name = "FILE", requires = "id")]
+    plan: Option<PathBuf>,
+    /// Posts each job with the approvals of the job of the same id in FILE: JSON Lines of approved
+    /// jobs as `rootwarden approve` writes them, several approvers' files concatenated (their
+    /// approvals are merged). Every job in FILE must be this sweep's as --plan wrote it (same
+    /// sweep id, task and fields), else nothing is posted. Accounts without approvals are posted
+    /// without, with a warning. A job retried by --retry-failed has a new job id, which the first
+    /// approvals do not cover: plan the retry (--resume ID --retry-failed --plan FILE) and have
+    /// it approved again.
+    #[arg(long, value_name = "FILE", requires = "id", conflicts_with = "plan")]
+    approvals: Option<PathBuf>,
 }
 
 /// A task name, exact; the error names the five.
@@ -366,6 +388,8 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             match load_for_client(&path, explicit, &env) {
+                // A plan reads the organization only: no queue is needed.
+                Ok(config) if args.plan.is_some() => runtime().block_on(sweep_plan(config, options, args.plan.as_deref())),
                 Ok(config) => match with_queues(options, &args, &config) {
                     Ok(options) => runtime().block_on(sweep(config, options)),
                     Err(code) => code,
@@ -531,7 +555,8 @@ fn read_approvals(path: &std::path::Path) -> Result<Vec<rootwarden::approvals::A
     serde_json::from_value(list).map_err(|error| format!("not a list of approvals: {error}"))
 }
 
-/// `rootwarden approve`: one approval more on the job read on stdin, or the message to sign.
+/// `rootwarden approve`: one approval more on the job read on stdin (or on each job of JSON
+/// Lines, a sweep's plan), or the message to sign.
 fn approve(args: ApproveArgs) -> ExitCode {
     use std::io::{Read, Write};
     let usage = |text: String| {
@@ -542,12 +567,31 @@ fn approve(args: ApproveArgs) -> ExitCode {
     if let Err(error) = std::io::stdin().read_to_string(&mut body) {
         return usage(format!("could not read the job on stdin: {error}"));
     }
-    let job = match rootwarden::job::Job::parse(&body) {
-        Ok(job) => job,
+    let documents = match rootwarden::approvals::documents(&body) {
+        Ok(documents) if documents.is_empty() => return usage("no job on stdin".into()),
+        Ok(documents) => documents,
         Err(error) => return usage(format!("the job on stdin is invalid: {error}")),
     };
-    let message = rootwarden::approvals::canonical_message(&job, &args.not_after);
+    // One job written over several lines comes back pretty-printed; JSON Lines (a plan) come
+    // back as JSON Lines, one approved job a line.
+    let one_pretty_job = documents.len() == 1 && body.trim().contains('\n');
+    let mut jobs = Vec::with_capacity(documents.len());
+    for (line, value) in documents {
+        match rootwarden::job::Job::parse(&value.to_string()) {
+            Ok(job) => jobs.push((job, value)),
+            Err(error) if one_pretty_job => return usage(format!("the job on stdin is invalid: {error}")),
+            Err(error) => return usage(format!("the job on line {line} of stdin is invalid: {error}")),
+        }
+    }
+    if jobs.len() > 1 && (args.print_digest || args.add_signature) {
+        return usage(format!(
+            "stdin holds {} jobs: --print-digest and --add-signature take one job (an external signer signs one message at a time); \
+             sign them all with --key, or one line at a time (split -l 1 plan.jsonl job-) and concatenate the approved jobs",
+            jobs.len()
+        ));
+    }
     if args.print_digest {
+        let message = rootwarden::approvals::canonical_message(&jobs[0].0, &args.not_after);
         eprintln!("rootwarden: sign these bytes; not_after: {} (pass it to --add-signature --not-after)", args.not_after);
         let mut stdout = std::io::stdout();
         return match stdout.write_all(&message).and_then(|()| stdout.flush()) {
@@ -558,31 +602,40 @@ fn approve(args: ApproveArgs) -> ExitCode {
             }
         };
     }
-    let signature = match (&args.key, &args.signature) {
-        (Some(path), _) => {
-            let key = match std::fs::read_to_string(path) {
-                Ok(text) => rootwarden::approvals::SigningKey::from_pem(&text),
-                Err(error) => Err(error.to_string()),
-            };
-            match key.and_then(|key| key.sign(&message)) {
-                Ok(signature) => signature,
+    let key = match (&args.key, &args.signature) {
+        (Some(path), _) => match std::fs::read_to_string(path) {
+            Ok(text) => match rootwarden::approvals::SigningKey::from_pem(&text) {
+                Ok(key) => Some(key),
                 Err(error) => return usage(format!("--key {}: {error}", path.display())),
-            }
-        }
-        (None, Some(signature)) => signature.trim().to_owned(),
+            },
+            Err(error) => return usage(format!("--key {}: {error}", path.display())),
+        },
+        (None, Some(_)) => None,
         (None, None) => return usage("give --key FILE, --add-signature or --print-digest".into()),
     };
-    let approval =
-        rootwarden::approvals::Approval { approver: args.approver.unwrap_or_default(), signature, not_after: args.not_after };
-    let mut value: serde_json::Value = serde_json::from_str(&body).expect("the job parsed");
-    let approvals =
-        value.as_object_mut().expect("a job is an object").entry("approvals").or_insert_with(|| serde_json::json!([]));
-    match approvals.as_array_mut() {
-        Some(list) => list.push(serde_json::to_value(approval).expect("approvals serialize")),
-        None => return usage("the job's approvals are not a list".into()),
+    let mut text = String::new();
+    for (job, mut value) in jobs {
+        let signature = match (&key, &args.signature) {
+            (Some(key), _) => match key.sign(&rootwarden::approvals::canonical_message(&job, &args.not_after)) {
+                Ok(signature) => signature,
+                Err(error) => return usage(format!("--key: {error}")),
+            },
+            (None, signature) => signature.as_deref().unwrap_or_default().trim().to_owned(),
+        };
+        let approver = args.approver.clone().unwrap_or_default();
+        let approval = rootwarden::approvals::Approval { approver, signature, not_after: args.not_after.clone() };
+        let approvals =
+            value.as_object_mut().expect("a job is an object").entry("approvals").or_insert_with(|| serde_json::json!([]));
+        match approvals.as_array_mut() {
+            Some(list) => list.push(serde_json::to_value(approval).expect("approvals serialize")),
+            None => return usage(format!("the approvals of job {} are not a list", job.job_id)),
+        }
+        let written = if one_pretty_job { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) };
+        text.push_str(&written.expect("JSON serializes"));
+        text.push('\n');
     }
-    let text = serde_json::to_string_pretty(&value).expect("JSON serializes");
-    match writeln!(std::io::stdout(), "{text}") {
+    let mut stdout = std::io::stdout();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("rootwarden: could not write the approved job: {error}");
@@ -661,17 +714,28 @@ fn sweep_options(args: &SweepArgs) -> Result<rootwarden::sweep::SweepOptions, Ex
     options.repost_pending = args.repost_pending;
     options.max_in_flight = args.max_in_flight;
     options.idle_timeout = args.idle_timeout;
-    match sweep::check(&options) {
-        Ok(()) => Ok(options),
-        Err(SweepError::Invalid(problems)) => {
-            problems.iter().for_each(|problem| eprintln!("rootwarden: {problem}"));
-            Err(ExitCode::from(exit::USAGE))
-        }
-        Err(error) => {
-            eprintln!("rootwarden: {error}");
-            Err(ExitCode::FAILURE)
+    let mut file_problem = None;
+    if let Some(path) = &args.approvals {
+        let text = std::fs::read_to_string(path).map_err(|error| error.to_string());
+        match text.and_then(|text| rootwarden::approvals::read_jobs(&text)) {
+            Ok(jobs) => options.approved = Some(jobs),
+            Err(error) => file_problem = Some(format!("--approvals {}: {error}", path.display())),
         }
     }
+    let problems = match sweep::check(&options) {
+        Ok(()) => Vec::new(),
+        Err(SweepError::Invalid(problems)) => problems,
+        Err(error) => {
+            eprintln!("rootwarden: {error}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let problems: Vec<String> = file_problem.into_iter().chain(problems).collect();
+    if problems.is_empty() {
+        return Ok(options);
+    }
+    problems.iter().for_each(|problem| eprintln!("rootwarden: {problem}"));
+    Err(ExitCode::from(exit::USAGE))
 }
 
 /// The intake and results queues from the flags, else the configuration (78 when missing).
@@ -709,6 +773,8 @@ async fn sweep(config: Config, mut options: rootwarden::sweep::SweepOptions) -> 
         progress_bar.set_position(p.done as u64);
         progress_bar.set_message(format!("{} posted", p.posted));
     }));
+    let notice_bar = bar.clone();
+    options.on_notice = Some(std::sync::Arc::new(move |text: &str| notice_bar.suspend(|| eprintln!("rootwarden: {text}"))));
     // Ctrl-C, or SIGTERM (a CronJob's deadline, an ECS task stopped), stops posting and
     // collecting; the state and a partial report are written, and a resume takes it from there.
     let cancel = CancellationToken::new();
@@ -755,6 +821,48 @@ async fn sweep(config: Config, mut options: rootwarden::sweep::SweepOptions) -> 
         }
         Err(error) => {
             eprintln!("rootwarden: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sweep --plan FILE`: the jobs the sweep would post, JSON Lines, to FILE or (`-`) stdout.
+async fn sweep_plan(config: Config, options: rootwarden::sweep::SweepOptions, path: Option<&std::path::Path>) -> ExitCode {
+    use rootwarden::sweep::{self, SweepError};
+    use std::io::Write;
+    let clients = rootwarden::aws::Clients::new(rootwarden::aws::sdk_config(&config.aws, None).await);
+    let sweep_id = options.sweep_id.clone().unwrap_or_default();
+    let jobs = match sweep::plan(&clients, &options).await {
+        Ok(jobs) => jobs,
+        Err(SweepError::Invalid(problems)) => {
+            problems.iter().for_each(|problem| eprintln!("rootwarden: {problem}"));
+            return ExitCode::from(exit::USAGE);
+        }
+        Err(error) => {
+            eprintln!("rootwarden: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text: String = jobs.iter().map(|job| format!("{job}\n")).collect();
+    let path = path.unwrap_or(std::path::Path::new("-"));
+    let written = if path == std::path::Path::new("-") {
+        let mut stdout = std::io::stdout();
+        stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush())
+    } else {
+        std::fs::write(path, text)
+    };
+    match written {
+        Ok(()) => {
+            eprintln!(
+                "rootwarden: the plan of sweep {sweep_id}: {} jobs ({}), written to {}",
+                jobs.len(),
+                options.task,
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("rootwarden: the plan could not be written to {}: {error}", path.display());
             ExitCode::FAILURE
         }
     }

@@ -275,3 +275,250 @@ async fn sighup_adds_an_approver_and_removing_one_invalidates_its_pending_approv
     assert!(result["reason"].as_str().unwrap().contains("`alice`: unknown approver"), "{result}");
     assert_eq!(local.assume_root_calls().len(), 1, "only bob's approved job got a root session");
 }
+
+/// A directory for one test's files, with the client configuration `rootwarden.toml`.
+fn client_dir(name: &str, local: &LocalAws, seed: &Seed) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("approvals-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("rootwarden.toml"), config_toml(local, seed, "")).unwrap();
+    dir
+}
+
+/// Runs `rootwarden --config DIR/rootwarden.toml ARGS` as the management account, off the
+/// runtime's threads (a sweep waits for the in-process daemon's results); returns (status,
+/// stdout, stderr).
+async fn rootwarden(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let config = dir.join("rootwarden.toml");
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rootwarden"))
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "AKIDMANAGEMENT000001")
+            .env("AWS_SECRET_ACCESS_KEY", "management-secret")
+            .env_remove("AWS_PROFILE")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (output.status.code().unwrap(), text(output.stdout), text(output.stderr))
+}
+
+/// A key pair written as a PKCS#8 PEM file for `approve --key`, and its approver entry.
+struct KeyFile {
+    path: std::path::PathBuf,
+    approver: ApproverConfig,
+}
+
+impl KeyFile {
+    fn new(dir: &std::path::Path, id: &str, p256: bool) -> Self {
+        let rng = SystemRandom::new();
+        let (pkcs8, signer) = if p256 {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+            (pkcs8.as_ref().to_vec(), Signer::P256(pair))
+        } else {
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+            (pkcs8.as_ref().to_vec(), Signer::Ed25519(Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()))
+        };
+        let path = dir.join(format!("{id}.pem"));
+        std::fs::write(&path, private_pem(&pkcs8)).unwrap();
+        Self { path, approver: ApproverConfig { id: id.into(), public_key: signer.public_key() } }
+    }
+
+    /// `rootwarden approve --key` over `input` (a job, or JSON Lines).
+    fn approve(&self, input: &[u8]) -> Vec<u8> {
+        let args = ["--key", self.path.to_str().unwrap(), "--approver", &self.approver.id, "--not-after", "2h"];
+        let (status, approved, stderr) = approve_command(&args, input);
+        assert_eq!(status, 0, "{stderr}");
+        approved
+    }
+}
+
+fn csv_rows(path: &std::path::Path) -> Vec<HashMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| headers.iter().map(String::from).zip(r.unwrap().iter().map(String::from)).collect())
+        .collect()
+}
+
+fn lines(bytes: &[u8]) -> Vec<Value> {
+    std::str::from_utf8(bytes).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_planned_then_approved_by_two_runs_everywhere_and_without_approvals_is_rejected_everywhere() {
+    let local = LocalAws::start();
+    let seed = local.seed(4, 0, 0);
+    let mut accounts: Vec<String> = seed.accounts().into_iter().take(3).collect();
+    accounts.sort(); // the order of a plan
+    let full = json!({"password": true, "access_keys": 1, "mfa_devices": 1, "signing_certificates": 1});
+    for account in &accounts {
+        local.set_root_state(account, full.clone());
+    }
+    let dir = client_dir("sweep", &local, &seed);
+    let alice = KeyFile::new(&dir, "alice", false);
+    let bob = KeyFile::new(&dir, "bob", true);
+    let mut config = config(&local, &seed);
+    config.policy.require_approval = vec!["IAMDeleteRootUserCredentials".into()];
+    config.policy.approvals_required = 2;
+    config.policy.approvers = vec![alice.approver.clone(), bob.approver.clone()];
+    let daemon = RunningDaemon::start(config).await;
+    let queues = Queues::new(&local, &seed).await;
+    let include = accounts.join(",");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let sweep_args = |sweep_id: &'static str| {
+        let task = ["--task", "IAMDeleteRootUserCredentials", "--credentials", "access_keys", "--ticket", "CHG-SWEEP"];
+        let mut args: Vec<String> = ["sweep"].iter().chain(&task).map(|a| (*a).to_owned()).collect();
+        args.extend(["--include".into(), include.clone(), "--sweep-id".into(), sweep_id.into()]);
+        args.extend(["--report".into(), path(sweep_id), "--idle-timeout".into(), "60s".into()]);
+        args
+    };
+    let run = |sweep_id: &'static str, more: &[String]| {
+        let mut args = sweep_args(sweep_id);
+        args.extend_from_slice(more);
+        let dir = dir.clone();
+        async move { rootwarden(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>()).await }
+    };
+
+    // The plan: one job per account, as the sweep will post them; nothing posted, no state.
+    let (status, _, stderr) = run("approved", &["--plan".into(), path("plan.jsonl")]).await;
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stderr.contains("3 jobs"), "{stderr}");
+    let plan = std::fs::read(dir.join("plan.jsonl")).unwrap();
+    let planned = lines(&plan);
+    let ids: Vec<&str> = planned.iter().map(|job| job["job_id"].as_str().unwrap()).collect();
+    let expected: Vec<String> = accounts.iter().map(|a| format!("sweep-approved-{a}")).collect();
+    assert_eq!(ids, expected);
+    assert!(planned.iter().all(|job| job["ticket"] == "CHG-SWEEP" && job.get("approvals").is_none()));
+    assert!(!dir.join("approved.state.json").exists(), "a plan writes no state");
+    assert_eq!(queues.intake_depth().await, (0, 0), "a plan posts nothing");
+
+    // Each approver signs the whole plan; their files are concatenated.
+    let alice_file = alice.approve(&plan);
+    let bob_file = bob.approve(&plan);
+    assert_eq!(lines(&alice_file).len(), 3, "JSON Lines in, JSON Lines out");
+    std::fs::write(dir.join("approved.jsonl"), [alice_file.clone(), bob_file].concat()).unwrap();
+
+    // A job in the file that is not the sweep's (another ticket) stops it before any post.
+    let mut tampered = lines(&alice_file);
+    tampered[1]["ticket"] = json!("CHG-OTHER");
+    let tampered: String = tampered.iter().map(|job| format!("{job}\n")).collect();
+    std::fs::write(dir.join("tampered.jsonl"), tampered).unwrap();
+    let (status, _, stderr) = run("approved", &["--approvals".into(), path("tampered.jsonl")]).await;
+    assert_eq!(status, 64, "{stderr}");
+    assert!(
+        stderr.contains(&format!("job `sweep-approved-{}` differs", accounts[1])) && stderr.contains("(ticket)"),
+        "{stderr}"
+    );
+    assert!(!dir.join("approved.state.json").exists() && queues.intake_depth().await == (0, 0), "nothing was posted");
+
+    let (status, stdout, stderr) = run("approved", &["--approvals".into(), path("approved.jsonl")]).await;
+    assert_eq!(status, 0, "{stdout}\n{stderr}");
+    assert!(!stderr.contains("no approvals"), "{stderr}");
+    let rows = csv_rows(&dir.join("approved.csv"));
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(row["Outcome"], "succeeded", "{row:?}");
+        let state = local.root_state(&row["AccountId"]);
+        assert!(state["access_keys"].as_array().unwrap().is_empty(), "{state}");
+        assert!(!state["mfa_devices"].as_array().unwrap().is_empty(), "only the chosen credentials: {state}");
+    }
+    assert_eq!(local.assume_root_calls().len(), 3);
+
+    // The same sweep without approvals: every job rejected before any root session.
+    for account in &accounts {
+        local.set_root_state(account, full.clone());
+    }
+    let (status, _, stderr) = run("unapproved", &[]).await;
+    assert_eq!(status, 1, "{stderr}");
+    let rows = csv_rows(&dir.join("unapproved.csv"));
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!((row["Outcome"].as_str(), row["ErrorCode"].as_str()), ("rejected", "policy.approval"), "{row:?}");
+        assert!(row["Reason"].contains("found 0: the job carries no approvals"), "{row:?}");
+        assert_eq!(local.root_state(&row["AccountId"])["access_keys"].as_array().unwrap().len(), 1, "unchanged");
+    }
+    assert_eq!(local.assume_root_calls().len(), 3, "no AssumeRoot for the unapproved sweep");
+    assert_eq!(daemon.metric("rootwarden_jobs_rejected_total{check=\"policy.approval\"}"), 3.0);
+
+    // Approvals for one account only: the sweep says how many go without, and still posts them.
+    let (status, plan, stderr) = run("partly", &["--plan".into(), "-".into()]).await;
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(lines(plan.as_bytes()).len(), 3, "--plan - writes the plan on stdout: {plan}");
+    let first_line = plan.lines().next().unwrap();
+    std::fs::write(dir.join("partly-approved.jsonl"), alice.approve(first_line.as_bytes())).unwrap();
+    let (status, _, stderr) = run("partly", &["--approvals".into(), path("partly-approved.jsonl")]).await;
+    assert_eq!(status, 1, "{stderr}");
+    assert!(stderr.contains("2 of the 3 accounts to post have no approvals"), "{stderr}");
+    let rows = csv_rows(&dir.join("partly.csv"));
+    assert!(rows.iter().all(|row| row["ErrorCode"] == "policy.approval"), "{rows:?}");
+    let alice_only = rows.iter().find(|row| row["AccountId"] == accounts[0]).unwrap();
+    assert!(alice_only["Reason"].contains("found 1 (`alice`)"), "{alice_only:?}");
+    assert_eq!(local.assume_root_calls().len(), 3);
+    assert_eq!(daemon.metric("rootwarden_jobs_rejected_total{check=\"policy.approval\"}"), 6.0);
+    daemon.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_retry_is_planned_under_its_new_job_ids_and_planning_it_leaves_the_sweep_state_as_it_was() {
+    use rootwarden::sweep::accounts::Account;
+    use rootwarden::sweep::state::{Definition, SweepState};
+
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("approvals-retry-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Nothing listens here: a resumed sweep's plan needs no AWS call.
+    let config = "[aws]\nendpoint_url = \"http://127.0.0.1:9\"\n[intake]\nqueue_url = \"http://127.0.0.1:9/q\"\n";
+    std::fs::write(dir.join("rootwarden.toml"), config).unwrap();
+    let definition = Definition {
+        sweep_id: "chg-7".into(),
+        task: rootwarden::job::Task::DeleteRootUserCredentials,
+        credentials: None,
+        ticket: Some("CHG-7".into()),
+        requested_by: None,
+        dry_run: false,
+        regions: None,
+    };
+    let (failed, done) = ("111122223333", "444455556666");
+    let targets = [failed, done].map(|id| Account { id: id.into(), name: format!("member-{id}") }).to_vec();
+    let mut state = SweepState::new(definition, targets, vec![]);
+    for (account, outcome) in [(failed, "failed"), (done, "succeeded")] {
+        let result = json!({"version": 1, "job_id": format!("sweep-chg-7-{account}"), "account_id": account,
+            "task": "IAMDeleteRootUserCredentials", "outcome": outcome, "reason": null, "error_code": null,
+            "requested_by": null, "ticket": "CHG-7", "dry_run": false, "findings": null,
+            "root_session_access_key_id": null, "attempt": 1, "message_id": "m", "started_at": "t", "finished_at": "t"});
+        state.posted.insert(account.into(), "t".into());
+        state.results.insert(account.into(), serde_json::from_value(result).unwrap());
+    }
+    let state_file = dir.join("chg-7.state.json");
+    state.save(&state_file).unwrap();
+    let before = std::fs::read(&state_file).unwrap();
+    let plan = |more: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_rootwarden"))
+            .args(["--config", dir.join("rootwarden.toml").to_str().unwrap(), "sweep"])
+            .args(["--task", "IAMDeleteRootUserCredentials", "--resume", "chg-7", "--report"])
+            .arg(dir.join("chg-7"))
+            .args(["--plan", "-"])
+            .args(more)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        lines(&output.stdout)
+    };
+    assert!(plan(&[]).is_empty(), "every account has a result: a resume posts nothing");
+    let retry = plan(&["--retry-failed"]);
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0]["job_id"], format!("sweep-chg-7-{failed}-r1"), "a retry is a new job id, to approve again");
+    assert_eq!(retry[0]["ticket"], "CHG-7", "the sweep's first definition");
+    assert_eq!(std::fs::read(&state_file).unwrap(), before, "planning changed nothing");
+    std::fs::remove_dir_all(dir).unwrap();
+}

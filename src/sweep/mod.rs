@@ -30,6 +30,7 @@ use crate::aws::{AwsCallError, Clients};
 use crate::job::{CredentialKind, Task};
 use crate::metrics::Metrics;
 pub use accounts::Selection;
+pub use post::plan;
 pub use report::Summary;
 use state::{Definition, Paths, SweepState};
 
@@ -72,6 +73,9 @@ pub struct Progress {
 
 /// A progress callback (the command draws a progress bar with it).
 pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// A callback for sentences the operator should read (the command prints them on stderr).
+pub type NoticeFn = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// A sweep as the command's flags describe it.
 #[derive(Clone)]
@@ -116,6 +120,12 @@ pub struct SweepOptions {
     pub stop_after: Option<usize>,
     /// Called after every batch of results.
     pub on_progress: Option<ProgressFn>,
+    /// The jobs of an approvals file (as `rootwarden approve` writes them, several approvers'
+    /// files merged): each job is posted with the approvals of the jobs of equal id. Every job
+    /// must be one of this sweep's with the same signed fields ([`check`] says which is not).
+    pub approved: Option<Vec<crate::job::Job>>,
+    /// Called with warnings before posting (jobs posted without approvals).
+    pub on_notice: Option<NoticeFn>,
 }
 
 impl std::fmt::Debug for SweepOptions {
@@ -150,6 +160,28 @@ impl SweepOptions {
             idle_timeout: Duration::from_secs(300),
             stop_after: None,
             on_progress: None,
+            approved: None,
+            on_notice: None,
+        }
+    }
+
+    /// The definition of a new sweep with this id, from the options.
+    fn definition(&self, sweep_id: String) -> Definition {
+        Definition {
+            sweep_id,
+            task: self.task,
+            credentials: self.credentials.clone(),
+            ticket: self.ticket.clone(),
+            requested_by: self.requested_by.clone(),
+            dry_run: self.dry_run || (discovers(self.task) && !self.apply),
+            regions: self.regions.clone(),
+        }
+    }
+
+    fn notice(&self, text: &str) {
+        tracing::warn!(notice = text, "A sweep notice.");
+        if let Some(on_notice) = &self.on_notice {
+            on_notice(text);
         }
     }
 
@@ -189,6 +221,9 @@ impl SweepOptions {
         }
         if self.resume && self.sweep_id.is_none() {
             problems.push("--resume needs the sweep id".into());
+        }
+        if self.approved.is_some() && self.sweep_id.is_none() {
+            problems.push("--approvals needs the sweep id (--sweep-id): the approvals sign job ids, which hold it".into());
         }
         if self.max_in_flight == 0 {
             problems.push("--max-in-flight must be at least 1".into());
@@ -251,18 +286,26 @@ impl Shared {
 pub fn check(options: &SweepOptions) -> Result<(), SweepError> {
     let mut problems = options.problems();
     let paths = Paths::from_report(&options.report);
+    let mut definition = None;
     if options.resume {
         // A malformed id is already a problem; its file name would only repeat it.
         if let Some(id) = options.sweep_id.as_deref().filter(|id| state::is_sweep_id(id)) {
             match resumable(options, id, &paths) {
-                Ok(_) => {}
+                Ok(state) => definition = Some(state.definition),
                 Err(SweepError::Invalid(more)) => problems.extend(more),
                 Err(error) if problems.is_empty() => return Err(error),
                 Err(_) => {}
             }
         }
-    } else if paths.state.exists() {
-        problems.push(format!("{} exists: resume that sweep with --resume, or choose another --report", paths.state.display()));
+    } else {
+        if paths.state.exists() {
+            problems
+                .push(format!("{} exists: resume that sweep with --resume, or choose another --report", paths.state.display()));
+        }
+        definition = options.sweep_id.clone().filter(|id| state::is_sweep_id(id)).map(|id| options.definition(id));
+    }
+    if let (Some(approved), Some(definition)) = (&options.approved, &definition) {
+        problems.extend(post::approval_problems(definition, approved));
     }
     if problems.is_empty() { Ok(()) } else { Err(SweepError::Invalid(problems)) }
 }
@@ -294,6 +337,10 @@ pub async fn run(clients: &Clients, options: SweepOptions, cancel: CancellationT
     let paths = Paths::from_report(&options.report);
     let state = prepare(clients, &metrics, &options, &paths).await?;
     let to_post = to_post(&state, options.repost_pending);
+    let approvals = options.approved.as_deref().map(crate::approvals::merged_by_job_id).unwrap_or_default();
+    if options.approved.is_some() {
+        post::warn_unapproved(&options, &state, &to_post, &approvals);
+    }
     let in_flight = if options.repost_pending { 0 } else { state.in_flight() };
     let shared = Arc::new(Shared {
         window: Semaphore::new(options.max_in_flight.saturating_sub(in_flight)),
@@ -310,7 +357,7 @@ pub async fn run(clients: &Clients, options: SweepOptions, cancel: CancellationT
 
     // The collector decides when the run ends; the poster stops with it.
     let stop_posting = cancel.child_token();
-    let poster = post::post_all(clients, &shared, &options, to_post, stop_posting.clone());
+    let poster = post::post_all(clients, &shared, &options, to_post, &approvals, stop_posting.clone());
     let collector = async {
         let result = collect::collect(clients, &shared, &options, &cancel).await;
         stop_posting.cancel();
@@ -354,15 +401,7 @@ async fn prepare(clients: &Clients, metrics: &Metrics, options: &SweepOptions, p
         )]));
     }
     let targets = accounts::select(clients, metrics, &options.selection).await?;
-    let definition = Definition {
-        sweep_id: options.sweep_id.clone().unwrap_or_else(state::new_sweep_id),
-        task: options.task,
-        credentials: options.credentials.clone(),
-        ticket: options.ticket.clone(),
-        requested_by: options.requested_by.clone(),
-        dry_run: options.dry_run || (discovers(options.task) && !options.apply),
-        regions: options.regions.clone(),
-    };
+    let definition = options.definition(options.sweep_id.clone().unwrap_or_else(state::new_sweep_id));
     let state = SweepState::new(definition, targets.accounts, targets.skipped);
     if let Some(parent) = paths.state.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| SweepError::State(paths.state.clone(), e.to_string()))?;

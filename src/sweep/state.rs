@@ -11,6 +11,7 @@ use super::SweepError;
 use super::accounts::{Account, Skipped};
 use crate::job::{CredentialKind, Task};
 use crate::outcome::JobResult;
+use crate::submit::NewJob;
 
 /// The state file's format version.
 const VERSION: u32 = 1;
@@ -150,6 +151,25 @@ pub struct Definition {
     /// A discovery's regions (`None`: every bucket; the configured region's queues).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regions: Option<Vec<String>>,
+}
+
+impl Definition {
+    /// The job this sweep posts for an account's attempt (every account's job is the same but for
+    /// its account and job id). Its body is what `--plan` writes and what approvals must sign.
+    pub fn job(&self, account_id: &str, attempt: u32) -> NewJob {
+        NewJob {
+            job_id: Some(job_id(&self.sweep_id, account_id, attempt)),
+            account_id: account_id.to_owned(),
+            task: self.task.as_str().to_owned(),
+            credentials: self.credentials.clone(),
+            requested_by: self.requested_by.clone(),
+            ticket: self.ticket.clone(),
+            dry_run: self.dry_run,
+            discover: super::discovers(self.task),
+            regions: self.regions.clone(),
+            ..NewJob::default()
+        }
+    }
 }
 
 /// The files of a sweep, from the report's base path (`--report`, an extension is dropped).
