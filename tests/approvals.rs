@@ -468,6 +468,105 @@ async fn a_sweep_planned_then_approved_by_two_runs_everywhere_and_without_approv
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_policy_approved_by_two_runs_and_the_same_approvals_over_an_altered_policy_are_rejected() {
+    let local = LocalAws::start();
+    let seed = local.seed(2, 0, 0);
+    let account = seed.accounts()[0].clone();
+    let bucket = format!("approved-restore-{:x}", rand_id() as u32);
+    let member = member_clients(&local, &account).await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&member.sdk).force_path_style(true).build());
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let resources = json!([format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")]);
+    let locked = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "OnlyThroughVpce", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": resources,
+         "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-1a2b3c4d"}}}]});
+    s3.put_bucket_policy().bucket(&bucket).policy(locked.to_string()).send().await.unwrap();
+    let policy_now = || async {
+        let text = s3.get_bucket_policy().bucket(&bucket).send().await.unwrap().policy().unwrap().to_owned();
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+    // What the approvers agree to put back, and the same with a partner swapped for another.
+    let restore = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "PartnerRead", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"},
+         "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": resources},
+        {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": resources,
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]});
+    let altered: Value = serde_json::from_str(&restore.to_string().replace("444455556666", "999988887777")).unwrap();
+
+    let dir = client_dir("restore", &local, &seed);
+    let alice = KeyFile::new(&dir, "alice", false);
+    // Bob's key is KMS-style: he signs the bytes --print-digest gives him, elsewhere.
+    let rng = SystemRandom::new();
+    let bob_pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let bob = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, bob_pkcs8.as_ref()).unwrap();
+    let bob_public = base64(AsDer::<PublicKeyX509Der>::as_der(bob.public_key()).unwrap().as_ref());
+    let mut config = config(&local, &seed);
+    config.policy.require_approval = vec!["S3UnlockBucketPolicy".into()];
+    config.policy.approvals_required = 2;
+    config.policy.approvers = vec![alice.approver.clone(), ApproverConfig { id: "bob-kms".into(), public_key: bob_public }];
+    let daemon = RunningDaemon::start(config).await;
+    let queues = Queues::new(&local, &seed).await;
+
+    // The job as the requester hands it to the approvers (pretty-printed: the digest is over the
+    // policy's compact text, whatever its layout).
+    let job = json!({"version": 1, "job_id": "restore-approved", "account_id": account, "task": "S3UnlockBucketPolicy",
+        "bucket": bucket, "restore_policy": restore, "ticket": "CHG-9"});
+    let once = alice.approve(serde_json::to_string_pretty(&job).unwrap().as_bytes());
+    let not_after = rfc3339(SystemTime::now() + Duration::from_secs(3600));
+    let (status, message, stderr) = approve_command(&["--print-digest", "--not-after", &not_after], &once);
+    assert_eq!(status, 0, "{stderr}");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, restore.to_string().as_bytes());
+    let hex: String = digest.as_ref().iter().map(|byte| format!("{byte:02x}")).collect();
+    let text = String::from_utf8(message.clone()).unwrap();
+    assert!(text.contains(&format!("\nrestore_policy_sha256=\"{hex}\"\n")), "{text}");
+    assert!(text.contains("\nallow_lockout=false\n") && text.contains("\nremove_statements=null\n"), "{text}");
+    let signature = base64(bob.sign(&rng, &message).unwrap().as_ref());
+    let args = ["--add-signature", "--approver", "bob-kms", "--signature", &signature, "--not-after", &not_after];
+    let (status, twice, stderr) = approve_command(&args, &once);
+    assert_eq!(status, 0, "{stderr}");
+    std::fs::write(dir.join("approved.json"), &twice).unwrap();
+    std::fs::write(dir.join("restore.json"), serde_json::to_string_pretty(&restore).unwrap()).unwrap();
+    std::fs::write(dir.join("altered.json"), serde_json::to_string_pretty(&altered).unwrap()).unwrap();
+    let submit = |policy_file: &'static str| {
+        let dir = dir.clone();
+        let (account, bucket) = (account.clone(), bucket.clone());
+        async move {
+            let policy = dir.join(policy_file).to_str().unwrap().to_owned();
+            let approvals = dir.join("approved.json").to_str().unwrap().to_owned();
+            let args = ["submit", "--account", &account, "--task", "S3UnlockBucketPolicy", "--bucket", &bucket];
+            let more =
+                ["--ticket", "CHG-9", "--job-id", "restore-approved", "--restore-policy", &policy, "--approvals", &approvals];
+            let (status, _, stderr) = rootwarden(&dir, &[&args[..], &more[..]].concat()).await;
+            assert_eq!(status, 0, "{stderr}");
+        }
+    };
+
+    // The approvals, posted with another policy to put back: rejected, no root session.
+    submit("altered.json").await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!(
+        (result["outcome"].as_str(), result["error_code"].as_str()),
+        (Some("rejected"), Some("policy.approval")),
+        "{result}"
+    );
+    let reason = result["reason"].as_str().unwrap();
+    assert!(reason.contains("found 0") && reason.contains("`alice`: invalid signature"), "{reason}");
+    assert!(reason.contains("`bob-kms`: invalid signature"), "{reason}");
+    assert!(local.assume_root_calls().is_empty(), "no AssumeRoot for an altered restore_policy");
+    assert_eq!(policy_now().await, locked, "nothing changed");
+
+    // The approved policy: put back.
+    submit("restore.json").await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!(result["outcome"], "succeeded", "{result}");
+    assert_eq!(result["findings"]["change"], "restore_policy");
+    assert_eq!(local.assume_root_calls().len(), 1);
+    assert_eq!(policy_now().await, restore);
+    daemon.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn a_retry_is_planned_under_its_new_job_ids_and_planning_it_leaves_the_sweep_state_as_it_was() {
     use rootwarden::sweep::accounts::Account;
