@@ -125,8 +125,10 @@ struct Loaded {
     failed: BTreeSet<String>,
 }
 
-/// The configuration as the file and the variables give it, before it is typed.
-type Table = serde_json::Map<String, serde_json::Value>;
+/// The configuration as the file and the variables give it, before it is typed. Sorted by key,
+/// so problems are reported in one order whatever order the `config` crate's maps hand them
+/// over in (serde_json's own map keeps insertion order in this crate, and `config`'s does not).
+type Table = BTreeMap<String, serde_json::Value>;
 
 /// What [`Config::load`] read: the merged settings, the variables that set some of them, and
 /// the note that no file was read.
@@ -193,6 +195,7 @@ impl Section<'_> {
     /// known, a `failed` key) and keeps its default.
     fn load<T: serde::de::DeserializeOwned + Default>(&mut self, name: &str, failed: &mut BTreeSet<String>) -> T {
         let Some(serde_json::Value::Object(keys)) = self.table.get(name) else { return T::default() };
+        let keys: BTreeMap<&String, &serde_json::Value> = keys.iter().collect();
         let known = field_names::<T>();
         let mut good = Table::new();
         for (key, value) in keys {
@@ -202,7 +205,7 @@ impl Section<'_> {
                 self.problems.push(unknown_key(name, key, &origin, self.sections));
                 continue;
             }
-            let alone = Table::from_iter([(key.clone(), value.clone())]);
+            let alone = serde_json::Map::from_iter([(key.clone(), value.clone())]);
             match serde_json::from_value::<T>(alone.into()) {
                 Ok(_) => {
                     good.insert(key.clone(), value.clone());
@@ -213,7 +216,7 @@ impl Section<'_> {
                 }
             }
         }
-        serde_json::from_value(good.into()).unwrap_or_else(|error| {
+        serde_json::from_value(serde_json::Value::Object(good.into_iter().collect())).unwrap_or_else(|error| {
             // Each key loaded alone; together they always do. Should that change, say so.
             self.problems.push(format!("[{name}]: {error}"));
             T::default()
