@@ -275,3 +275,78 @@ async fn a_read_error_retries_the_whole_discovery_but_an_unlock_error_stays_with
     assert_eq!((result["findings"]["left_locked"].as_u64(), result["reason"].as_str()), (Some(0), None));
     daemon.stop().await;
 }
+
+/// A locked policy of about 5 KiB: a partner grant over many prefixes, and `DenyAll`.
+fn big_locked_policy(bucket: &str) -> String {
+    let prefixes: Vec<String> = (0..150).map(|k| format!("arn:aws:s3:::{bucket}/tenant-{k:03}/*")).collect();
+    let grant = json!({"Sid": "Partner", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"},
+        "Action": "s3:GetObject", "Resource": prefixes});
+    policy(vec![grant, statement("DenyAll", "Deny", "s3:*", None)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previous_policies_too_many_for_one_result_are_unlocked_over_several_discoveries_and_none_is_lost() {
+    const BUCKETS: usize = 24;
+    let local = LocalAws::start();
+    let seed = local.seed(1, 0, 0);
+    let account = seed.accounts()[0].clone();
+    let originals: std::collections::BTreeMap<String, String> =
+        (0..BUCKETS).map(|i| format!("big-{i:02}")).map(|name| (name.clone(), big_locked_policy(&name))).collect();
+    let buckets: Vec<Value> = originals
+        .iter()
+        .map(|(name, policy)| json!({"account_id": account, "name": name, "region": "us-east-1", "policy": policy}))
+        .collect();
+    local.post("/_localaws/resources", json!({"buckets": buckets}));
+    let previous_bytes: usize = originals.values().map(String::len).sum();
+    assert!(previous_bytes > rootwarden::outcome::MAX_FINDINGS_BYTES, "the previous policies alone exceed a result");
+    let queues = Queues::new(&local, &seed).await;
+    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+    let discover =
+        |id: &str, dry_run: bool| job(id, &account, "S3UnlockBucketPolicy", json!({"discover": true, "dry_run": dry_run}));
+
+    // A dry run lists every locked bucket, whole: the policies that do not fit are left out.
+    queues.send(&discover("big-dry", true)).await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    let locked = result["findings"]["locked"].as_array().unwrap_or_else(|| panic!("locked listed: {result}"));
+    assert_eq!(locked.len(), BUCKETS, "{result}");
+    assert!(locked.iter().all(|entry| entry["locking_statements"] == json!(["DenyAll"]) && entry["outcome"] == "dry_run"));
+    assert!(locked.iter().any(|entry| entry["policies_omitted"] == true), "some policies cannot fit");
+
+    // Applied: a bucket is unlocked only when its previous policy fits in the result; the rest
+    // are left for the next discovery, so every changed policy's previous text is in a result.
+    let mut unlocked = std::collections::BTreeMap::new();
+    for round in 0..4 {
+        queues.send(&discover(&format!("big-apply-{round}"), false)).await;
+        let result = queues.results(1, WAIT).await.remove(0);
+        assert_eq!(result["outcome"], "succeeded", "{result}");
+        let findings = &result["findings"];
+        let locked = findings["locked"].as_array().unwrap_or_else(|| panic!("locked listed: {result}"));
+        assert_eq!(locked.len(), BUCKETS - unlocked.len(), "{result}");
+        let deferred = locked.iter().filter(|entry| entry["outcome"] == "deferred").count();
+        assert_eq!(findings["left_locked"].as_u64(), Some(deferred as u64), "{result}");
+        for entry in locked.iter().filter(|entry| entry["outcome"] == "succeeded") {
+            let bucket = entry["bucket"].as_str().unwrap().to_owned();
+            let previous: Value = serde_json::from_str(entry["previous_policy"].as_str().unwrap()).unwrap();
+            let original: Value = serde_json::from_str(&originals[&bucket]).unwrap();
+            assert_eq!(previous, original, "{bucket}: the previous policy, whole");
+            assert!(unlocked.insert(bucket, round).is_none(), "unlocked once");
+        }
+        if deferred == 0 {
+            assert_eq!(result["reason"], Value::Null, "{result}");
+            break;
+        }
+        assert!(round == 0 || deferred < BUCKETS, "each round unlocks some");
+        let reason = result["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&format!("{deferred} of {} locked resource(s) were left for the next discovery", locked.len())),
+            "{reason}"
+        );
+    }
+    assert_eq!(unlocked.len(), BUCKETS, "every bucket unlocked, in more than one round: {unlocked:?}");
+    assert!(unlocked.values().any(|round| *round > 0));
+
+    queues.send(&discover("big-again", true)).await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!(result["findings"]["locked"], json!([]), "{result}");
+    daemon.stop().await;
+}

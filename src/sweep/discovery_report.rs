@@ -20,8 +20,11 @@ pub struct DiscoveryCounts {
     pub locked: usize,
     /// Locked ones unlocked by the sweep (`--apply`).
     pub unlocked: usize,
-    /// Locked ones still locked (a dry run, or an unlock that failed).
+    /// Locked ones still locked (a dry run, an unlock that failed, or one deferred).
     pub left_locked: usize,
+    /// Locked ones an applied discovery left for the next one: their previous policies would not
+    /// have fitted in its result.
+    pub deferred: usize,
     /// Resources whose policy could not be read.
     pub unreadable: usize,
 }
@@ -31,10 +34,12 @@ impl DiscoveryCounts {
     pub fn add(&mut self, findings: &Value) {
         let locked = findings["locked"].as_array().map_or(&[][..], Vec::as_slice);
         self.inspected += findings["inspected"].as_u64().unwrap_or(0) as usize;
-        self.locked += locked.len();
+        let unlisted = |list: &str| findings["unlisted"][list].as_u64().unwrap_or(0) as usize;
+        self.locked += locked.len() + unlisted("locked");
         self.unlocked += locked.iter().filter(|entry| entry["outcome"] == "succeeded").count();
         self.left_locked += findings["left_locked"].as_u64().unwrap_or(0) as usize;
-        self.unreadable += findings["errors"].as_array().map_or(0, Vec::len);
+        self.deferred += findings["deferred"].as_u64().unwrap_or(0) as usize;
+        self.unreadable += findings["errors"].as_array().map_or(0, Vec::len) + unlisted("errors");
     }
 }
 
@@ -119,11 +124,23 @@ mod tests {
         assert_eq!(found[1][2..8], ["b-2", "us-east-1", "", "failed", "denied", "AccessDenied"]);
         let mut counts = DiscoveryCounts::default();
         counts.add(&findings);
-        assert_eq!(counts, DiscoveryCounts { inspected: 3, locked: 1, unlocked: 0, left_locked: 1, unreadable: 1 });
+        assert_eq!(counts, DiscoveryCounts { inspected: 3, locked: 1, unlocked: 0, left_locked: 1, deferred: 0, unreadable: 1 });
 
         let none = rows("111122223333", "prod", Some(&result("no_change", json!({"inspected": 4, "locked": [], "errors": []}))));
         assert_eq!(none.len(), 1);
         assert_eq!((none[0][2].as_str(), none[0][5].as_str()), ("", "no_change"));
         assert_eq!(rows("111122223333", "prod", None)[0][5], "pending");
+    }
+
+    #[test]
+    fn resources_counted_but_not_listed_are_in_the_counts() {
+        let findings = json!({
+            "discover": true, "inspected": 900, "left_locked": 700, "deferred": 650,
+            "locked": [{"bucket": "b-1", "region": "eu-west-1", "locking_statements": ["DenyAll"], "outcome": "deferred"}],
+            "errors": [], "unlisted": {"locked": 699, "errors": 3},
+        });
+        let mut counts = DiscoveryCounts::default();
+        counts.add(&findings);
+        assert_eq!((counts.locked, counts.left_locked, counts.deferred, counts.unreadable), (700, 700, 650, 3));
     }
 }

@@ -172,6 +172,7 @@ impl Summary {
             rows.push(("  locking everyone out", found.locked.to_string()));
             rows.push(("  unlocked", found.unlocked.to_string()));
             rows.push(("  still locked", found.left_locked.to_string()));
+            rows.push(("    left for the next discovery", found.deferred.to_string()));
             rows.push(("  policy unreadable", found.unreadable.to_string()));
         } else {
             rows.push(("changed", self.succeeded.to_string()));
@@ -436,6 +437,21 @@ mod tests {
             (column(&pending, "Outcome"), column(&pending, "Reason")),
             ("pending".into(), "no result yet: resume the sweep".into())
         );
+    }
+
+    #[test]
+    fn a_discovery_table_shows_what_was_left_for_the_next_discovery() {
+        let counts = DiscoveryCounts { inspected: 50, locked: 30, unlocked: 18, left_locked: 12, deferred: 11, unreadable: 1 };
+        let summary = Summary { discovery: Some(counts), targets: 1, ..Summary::default() };
+        let table = summary.table(Task::S3UnlockBucketPolicy);
+        let row = |label: &str| {
+            let line =
+                table.lines().find(|line| line.trim_start().starts_with(label)).unwrap_or_else(|| panic!("{label}: {table}"));
+            line.split_whitespace().last().unwrap().to_owned()
+        };
+        assert_eq!(row("locking everyone out"), "30");
+        assert_eq!(row("still locked"), "12");
+        assert_eq!(row("left for the next discovery"), "11");
     }
 
     #[test]

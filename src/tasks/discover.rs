@@ -11,6 +11,7 @@
 use futures::{StreamExt, stream};
 use serde_json::{Value, json};
 
+use super::findings_room::{FindingsRoom, entry_reason};
 use super::unlock::{self, Resource};
 use super::{TaskContext, TaskError, TaskReport};
 use crate::aws::{AwsCallError, ErrorClass};
@@ -59,47 +60,108 @@ pub(super) async fn run(
         .into_iter()
         .collect::<Result<_, _>>()?;
 
-    let (mut locked, mut errors, mut left_locked) = (Vec::new(), Vec::new(), 0);
+    let mut room = FindingsRoom::new();
+    let mut tally = Tally::default();
+    let (mut locked, mut errors) = (Vec::new(), Vec::new());
     for (candidate, inspection) in candidates.iter().zip(inspections) {
         let view = resource(candidate);
         let (key, name) = view.name();
         match inspection {
             Inspection::Open => {}
-            Inspection::Unreadable(error) => errors.push(json!({
-                key: name, "region": candidate.region, "error_code": error.code, "reason": error.to_string(),
-            })),
+            Inspection::Unreadable(error) => {
+                let entry = json!({
+                    key: name, "region": candidate.region, "error_code": error.code,
+                    "reason": entry_reason(error.to_string()),
+                });
+                if room.take(&entry) { errors.push(entry) } else { tally.unlisted_errors += 1 }
+            }
             Inspection::Locked { locking, policy } => {
-                let mut entry = json!({key: name, "region": candidate.region, "locking_statements": locking});
-                let ended = unlock_one(&view, &policy, locking, service, account, &context, &mut entry).await;
-                left_locked += usize::from(!ended);
-                locked.push(entry);
+                let entry = json!({key: name, "region": candidate.region, "locking_statements": locking});
+                let (ending, entry) = unlock_one(&view, &policy, locking, service, account, &context, &mut room, entry).await;
+                tally.count(ending);
+                match entry {
+                    Some(entry) => locked.push(entry),
+                    None => tally.unlisted_locked += 1,
+                }
             }
         }
     }
-    let found = locked.len();
+    let left_locked = tally.found - tally.unlocked;
     context.metrics.locked_resources.with_label_values(&[task.as_str(), account]).set(left_locked as i64);
-    let reason = shortfall(found, left_locked, errors.len(), context.dry_run);
+    let reason = tally.shortfall(errors.len(), context.dry_run);
     let findings = json!({
         "discover": true,
         "inspected": candidates.len(),
         "locked": locked,
         "left_locked": left_locked,
+        "deferred": tally.deferred,
         "errors": errors,
+        "unlisted": {"locked": tally.unlisted_locked, "errors": tally.unlisted_errors},
     });
-    Ok(TaskReport { reason, ..TaskReport::change(&context, found > 0, findings) })
+    Ok(TaskReport { reason, ..TaskReport::change(&context, tally.found > 0, findings) })
 }
 
-/// The sentence of a discovery that could not do all it should: resources it could not read, or
-/// (applied) locked ones it could not unlock. `None` when it did everything.
-fn shortfall(found: usize, left_locked: usize, unreadable: usize, dry_run: bool) -> Option<String> {
-    let mut parts = Vec::new();
-    if !dry_run && left_locked > 0 {
-        parts.push(format!("{left_locked} of {found} locked resource(s) could not be unlocked (see findings.locked)"));
+/// What became of one locked resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Its locking statements are gone.
+    Unlocked,
+    /// Its unlock was tried and failed (or could not be planned).
+    Failed,
+    /// Not tried: its previous policy would not fit in the result (see [`FindingsRoom`]).
+    Deferred,
+    /// A dry run: reported only.
+    Reported,
+}
+
+/// The counts of a discovery, for its findings and its sentence.
+#[derive(Debug, Default)]
+struct Tally {
+    found: usize,
+    unlocked: usize,
+    failed: usize,
+    deferred: usize,
+    unlisted_locked: usize,
+    unlisted_errors: usize,
+}
+
+impl Tally {
+    fn count(&mut self, ending: Ending) {
+        self.found += 1;
+        match ending {
+            Ending::Unlocked => self.unlocked += 1,
+            Ending::Failed => self.failed += 1,
+            Ending::Deferred => self.deferred += 1,
+            Ending::Reported => {}
+        }
     }
-    if unreadable > 0 {
-        parts.push(format!("the policy of {unreadable} resource(s) could not be read (see findings.errors)"));
+
+    /// The sentence of a discovery that could not do all it should: resources it could not
+    /// read, could not list, or (applied) locked ones it could not or did not yet unlock. `None`
+    /// when it did everything.
+    fn shortfall(&self, listed_errors: usize, dry_run: bool) -> Option<String> {
+        let found = self.found;
+        let mut parts = Vec::new();
+        if !dry_run && self.failed > 0 {
+            parts.push(format!("{} of {found} locked resource(s) could not be unlocked (see findings.locked)", self.failed));
+        }
+        if self.deferred > 0 {
+            parts.push(format!(
+                "{} of {found} locked resource(s) were left for the next discovery: their previous policies would not fit in this result",
+                self.deferred
+            ));
+        }
+        let unreadable = listed_errors + self.unlisted_errors;
+        if unreadable > 0 {
+            parts.push(format!("the policy of {unreadable} resource(s) could not be read (see findings.errors)"));
+        }
+        let unlisted = self.unlisted_locked + self.unlisted_errors;
+        if unlisted > 0 {
+            parts
+                .push(format!("{unlisted} resource(s) found are counted but not listed: the result is full (findings.unlisted)"));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
-    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Reads and classifies one policy. A transient error is the job's; a permanent one the
@@ -120,7 +182,9 @@ async fn inspect(resource: Resource, service: Service, account: &str, context: T
 }
 
 /// Removes the locking statements of one resource (or, in a dry run, says it would), writing
-/// the outcome into `entry`; true when the resource is no longer locked.
+/// the outcome into `entry`, which comes back when it can be listed. A change is made only when
+/// its entry, with the previous policy whole, has its room in the result.
+#[allow(clippy::too_many_arguments)]
 async fn unlock_one(
     resource: &Resource,
     policy: &str,
@@ -128,33 +192,55 @@ async fn unlock_one(
     service: Service,
     account: &str,
     context: &TaskContext<'_>,
-    entry: &mut Value,
-) -> bool {
+    room: &mut FindingsRoom,
+    mut entry: Value,
+) -> (Ending, Option<Value>) {
     let change = PolicyChange::RemoveStatements(locking);
     let plan = match unlock::plan(Some(policy), &change, service, account) {
         Ok(plan) => plan,
         Err(error) => {
             entry["outcome"] = json!("failed");
-            entry["reason"] = json!(error.to_string());
-            return false;
+            entry["reason"] = json!(entry_reason(error.to_string()));
+            return (Ending::Failed, room.take(&entry).then_some(entry));
         }
     };
+    let compact = entry.clone();
     entry["previous_policy"] = json!(policy);
     entry["new_policy"] = json!(plan.new_policy);
-    if context.dry_run {
+    let Some(reservation) = room.reserve(&entry) else {
+        let mut entry = compact;
+        let ending = if context.dry_run {
+            entry["policies_omitted"] = json!(true);
+            entry["outcome"] = json!("dry_run");
+            Ending::Reported
+        } else {
+            entry["outcome"] = json!("deferred");
+            entry["reason"] = json!(DEFERRED);
+            Ending::Deferred
+        };
+        return (ending, room.take(&entry).then_some(entry));
+    };
+    let ending = if context.dry_run {
         entry["outcome"] = json!("dry_run");
-        return false;
-    }
-    match resource.write(context, plan.new_policy.as_deref()).await {
-        Ok(()) => {
-            entry["outcome"] = json!("succeeded");
-            true
+        Ending::Reported
+    } else {
+        match resource.write(context, plan.new_policy.as_deref()).await {
+            Ok(()) => {
+                entry["outcome"] = json!("succeeded");
+                Ending::Unlocked
+            }
+            Err(error) => {
+                entry["outcome"] = json!("failed");
+                entry["error_code"] = json!(error.code);
+                entry["reason"] = json!(entry_reason(error.to_string()));
+                Ending::Failed
+            }
         }
-        Err(error) => {
-            entry["outcome"] = json!("failed");
-            entry["error_code"] = json!(error.code);
-            entry["reason"] = json!(error.to_string());
-            false
-        }
-    }
+    };
+    room.settle(reservation, &entry);
+    (ending, Some(entry))
 }
+
+/// The reason of a resource left locked for want of room.
+const DEFERRED: &str =
+    "not unlocked by this job: its previous policy would not fit in the result; the next discovery of the account unlocks it";

@@ -2,11 +2,12 @@
 //! allows, treats "already in the wanted state" as `no_change` so a redelivered job is harmless,
 //! and in a dry run makes only its read calls. The two unlock tasks share [`unlock`] (one
 //! resource's policy changed and classified) and [`discover`] (an account's locked resources
-//! found and unlocked).
+//! found and unlocked, within the room its result has: [`findings_room`]).
 
 mod audit;
 mod delete_credentials;
 mod discover;
+mod findings_room;
 mod password_recovery;
 mod s3_unlock;
 mod sqs_unlock;
