@@ -181,6 +181,36 @@ async fn a_precise_queue_unlock_removes_only_the_named_statements() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_is_unlocked_in_the_region_its_url_names_without_a_region_field() {
+    let local = LocalAws::start();
+    let seed = local.seed(2, 0, 0);
+    let account = seed.accounts()[0].clone();
+    let arn = format!("arn:aws:sqs:eu-west-1:{account}:far-queue");
+    let policy = queue_policy(&arn);
+    let queue = json!({"account_id": account, "name": "far-queue", "region": "eu-west-1", "policy": policy.to_string()});
+    local.post("/_localaws/resources", json!({"queues": [queue]}));
+    let queues = Queues::new(&local, &seed).await;
+    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+
+    // The URL as AWS writes it names the queue's region; the daemon's own is us-east-1.
+    let url = format!("https://sqs.eu-west-1.amazonaws.com/{account}/far-queue");
+    let remove = json!({"queue_url": url, "remove_statements": ["OnlyFromOrg"]});
+    queues.send(&job("far-q", &account, "SQSUnlockQueuePolicy", remove)).await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!(
+        (result["outcome"].as_str(), result["findings"]["region"].as_str()),
+        (Some("succeeded"), Some("eu-west-1")),
+        "{result}"
+    );
+    let member = member_clients(&local, &account).await;
+    let config = aws_sdk_sqs::config::Builder::from(&member.sdk).region(aws_sdk_sqs::config::Region::new("eu-west-1"));
+    let sqs = aws_sdk_sqs::Client::from_conf(config.build());
+    let local_url = sqs.get_queue_url().queue_name("far-queue").send().await.unwrap().queue_url.unwrap();
+    assert_eq!(queue_policy_now(&sqs, &local_url).await, Some(without(&policy, &[2])));
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_puts_back_a_previous_policy_and_a_lockout_is_refused_without_a_root_session() {
     let local = LocalAws::start();
     let seed = local.seed(2, 0, 0);
@@ -254,6 +284,11 @@ async fn malformed_unlock_fields_are_each_rejected_with_a_clear_reason() {
             "allow_lockout: only with restore_policy",
         ),
         ("SQSUnlockQueuePolicy", json!({"discover": true, "regions": ["nowhere"]}), "`nowhere` is not an AWS region"),
+        (
+            "SQSUnlockQueuePolicy",
+            json!({"queue_url": format!("https://sqs.eu-west-1.amazonaws.com/{account}/q"), "region": "us-east-1"}),
+            "region: `us-east-1`, but the queue URL names eu-west-1",
+        ),
     ];
     for (index, (task, fields, _)) in cases.iter().enumerate() {
         queues.send(&job(&format!("bad-{index}"), &account, task, fields.clone())).await;

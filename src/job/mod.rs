@@ -332,6 +332,26 @@ pub fn queue_url_account(url: &str) -> Option<&str> {
     (segments.next().is_none() && is_account_id(account) && well_formed_name).then_some(account)
 }
 
+/// The region an SQS queue URL names in its host (`sqs.<region>.amazonaws.com`, China's
+/// `.amazonaws.com.cn`, dual-stack `.api.aws`, a VPC endpoint's `….sqs.<region>.vpce.amazonaws.com`,
+/// the legacy `<region>.queue.amazonaws.com` and `queue.amazonaws.com`, which is us-east-1), or
+/// `None` for a host that names none, such as a local environment's.
+pub fn queue_url_region(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let host = rest.split('/').next()?;
+    if host == "queue.amazonaws.com" {
+        return Some("us-east-1");
+    }
+    if !([".amazonaws.com", ".amazonaws.com.cn", ".api.aws"].iter().any(|suffix| host.ends_with(suffix))) {
+        return None;
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    if let [region, "queue", "amazonaws", "com"] = labels[..] {
+        return is_region(region).then_some(region);
+    }
+    labels.windows(2).find(|pair| pair[0] == "sqs" && is_region(pair[1])).map(|pair| pair[1])
+}
+
 impl Job {
     /// Parses and validates a message body, reporting every broken rule.
     pub fn parse(body: &str) -> Result<Job, JobError> {
@@ -476,6 +496,23 @@ mod tests {
             ["version: must be 1", "job_id:", "account_id:", "region:", "bucket: allowed only for S3UnlockBucketPolicy"]
         {
             assert!(text.contains(expected), "{expected:?} not in {text}");
+        }
+    }
+
+    #[test]
+    fn a_queue_url_names_its_region_when_aws_writes_it() {
+        for (url, region) in [
+            ("https://sqs.eu-west-1.amazonaws.com/111122223333/q", Some("eu-west-1")),
+            ("https://sqs.cn-north-1.amazonaws.com.cn/111122223333/q", Some("cn-north-1")),
+            ("https://sqs.us-gov-west-1.api.aws/111122223333/q", Some("us-gov-west-1")),
+            ("https://vpce-0a1b-2c3d.sqs.ap-southeast-2.vpce.amazonaws.com/111122223333/q", Some("ap-southeast-2")),
+            ("https://eu-central-1.queue.amazonaws.com/111122223333/q", Some("eu-central-1")),
+            ("https://queue.amazonaws.com/111122223333/q", Some("us-east-1")),
+            ("http://127.0.0.1:4566/111122223333/q", None),
+            ("http://sqs.eu-west-1.localhost.localstack.cloud:4566/111122223333/q", None),
+            ("https://sqs.nowhere.amazonaws.com/111122223333/q", None),
+        ] {
+            assert_eq!(queue_url_region(url), region, "{url}");
         }
     }
 

@@ -2,7 +2,7 @@
 //! it, remove some statements, put a policy back), or the discovery of the account's locked
 //! resources.
 
-use super::{JobMessage, Target, Task, is_bucket_name, is_region, queue_url_account};
+use super::{JobMessage, Target, Task, is_bucket_name, is_region, queue_url_account, queue_url_region};
 use crate::resource_policy::{PolicyDocument, Service};
 
 /// Most statements one job may name (a policy of 20 KB holds far fewer).
@@ -94,7 +94,15 @@ impl JobMessage {
                     problems.push(format!("queue_url: the queue belongs to account {owner}, not to account_id"));
                     None
                 }
-                Some(_) => Some(url.clone()),
+                Some(_) => match (self.region.as_deref(), queue_url_region(url)) {
+                    (Some(region), Some(named)) if region != named => {
+                        problems.push(format!(
+                            "region: `{region}`, but the queue URL names {named} (leave region out: the URL's is used)"
+                        ));
+                        None
+                    }
+                    _ => Some(url.clone()),
+                },
             },
         };
         let (resource, change) = (target?, change?);

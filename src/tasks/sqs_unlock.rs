@@ -6,17 +6,19 @@ use super::discover::{self, Candidate};
 use super::unlock::{self, Resource};
 use super::{TaskContext, TaskError, TaskReport};
 use crate::aws::{self, AwsCallError};
-use crate::job::{PolicyChange, Task};
+use crate::job::{PolicyChange, Task, queue_url_region};
 
-/// Applies `change` to one queue's policy.
+/// Applies `change` to one queue's policy, in the region its URL names (SQS answers a queue
+/// only at its own region's endpoint), else the job's.
 pub async fn run(
     queue_url: &str,
     change: &PolicyChange,
     account: &str,
     context: TaskContext<'_>,
 ) -> Result<TaskReport, TaskError> {
-    let sqs = context.session.sqs(context.clients, context.region);
-    unlock::run(Resource::Queue { sqs, queue_url: queue_url.to_owned() }, change, context.region, account, context).await
+    let region = queue_url_region(queue_url).unwrap_or(context.region);
+    let sqs = context.session.sqs(context.clients, region);
+    unlock::run(Resource::Queue { sqs, queue_url: queue_url.to_owned() }, change, region, account, context).await
 }
 
 /// Inspects every queue of the account in `regions` (the job's region when none are named).
