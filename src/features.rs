@@ -210,6 +210,7 @@ mod tests {
             code: code.into(),
             message: String::new(),
             class: ErrorClass::Permanent,
+            redirect_region: None,
         }
     }
 

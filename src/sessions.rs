@@ -89,9 +89,9 @@ pub enum SessionError {
         account_id: String,
         /// Task policy asked for.
         task: Task,
-        /// The AWS error.
+        /// The AWS error (boxed: a session error travels in every job's `Result`).
         #[source]
-        source: AwsCallError,
+        source: Box<AwsCallError>,
     },
     /// AWS answered without credentials.
     #[error("AssumeRoot for account {account_id} returned no credentials")]
@@ -238,7 +238,11 @@ impl SessionCache {
                     }
                     Err(source) => {
                         self.count(task, "error");
-                        return Err(SessionError::AssumeRoot { account_id: account_id.to_owned(), task, source });
+                        return Err(SessionError::AssumeRoot {
+                            account_id: account_id.to_owned(),
+                            task,
+                            source: Box::new(source),
+                        });
                     }
                 };
                 self.limiter.succeeded();

@@ -392,6 +392,7 @@ mod tests {
             code: "ServiceUnavailable".into(),
             message: "slow down".into(),
             class: ErrorClass::Transient,
+            redirect_region: None,
         };
         let failure = || JobFailure::Task { error: error.clone(), access_key_id: "ASIA1".into() };
         assert!(classify(failure(), false).is_err());

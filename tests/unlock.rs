@@ -211,6 +211,46 @@ async fn a_queue_is_unlocked_in_the_region_its_url_names_without_a_region_field(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_in_another_region_is_unlocked_where_s3_says_it_is() {
+    let local = LocalAws::start();
+    let seed = local.seed(2, 0, 0);
+    let account = seed.accounts()[0].clone();
+    let bucket = format!("far-{:x}", rand_id() as u32);
+    let policy = bucket_policy(&bucket);
+    let made = json!({"account_id": account, "name": bucket, "region": "eu-west-1", "policy": policy.to_string()});
+    local.post("/_localaws/resources", json!({"buckets": [made]}));
+    let queues = Queues::new(&local, &seed).await;
+    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+
+    // No region in the job: the daemon's is us-east-1, and S3 answers 301 with the bucket's.
+    let remove = json!({"bucket": bucket, "remove_statements": ["OnlyThroughVpce"]});
+    queues.send(&job("far-b", &account, "S3UnlockBucketPolicy", remove)).await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!(
+        (result["outcome"].as_str(), result["findings"]["region"].as_str()),
+        (Some("succeeded"), Some("eu-west-1")),
+        "{result}"
+    );
+    let member = member_clients(&local, &account).await;
+    let config = aws_sdk_s3::config::Builder::from(&member.sdk)
+        .force_path_style(true)
+        .region(aws_sdk_s3::config::Region::new("eu-west-1"));
+    let s3 = aws_sdk_s3::Client::from_conf(config.build());
+    assert_eq!(bucket_policy_now(&s3, &bucket).await, Some(without(&policy, &[2])));
+
+    // A region given and wrong is followed the same way: a bucket's name is one bucket.
+    let wrong = json!({"bucket": bucket, "region": "ap-south-1", "dry_run": true});
+    queues.send(&job("far-b-wrong", &account, "S3UnlockBucketPolicy", wrong)).await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!(
+        (result["outcome"].as_str(), result["findings"]["region"].as_str()),
+        (Some("dry_run"), Some("eu-west-1")),
+        "{result}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_puts_back_a_previous_policy_and_a_lockout_is_refused_without_a_root_session() {
     let local = LocalAws::start();
     let seed = local.seed(2, 0, 0);

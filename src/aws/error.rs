@@ -41,6 +41,9 @@ pub struct AwsCallError {
     pub message: String,
     /// What to do about it.
     pub class: ErrorClass,
+    /// The region S3 names (`x-amz-bucket-region`) when it answers 301 `PermanentRedirect` to a
+    /// request signed for another region than the bucket's: where to ask again.
+    pub redirect_region: Option<String>,
 }
 
 const THROTTLING_CODES: &[&str] = &[
@@ -90,7 +93,7 @@ impl AwsCallError {
     pub fn from_sdk<E, R>(service: &'static str, operation: &'static str, error: SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + StdError + 'static,
-        R: HasStatus + fmt::Debug + 'static,
+        R: RawResponse + fmt::Debug + 'static,
     {
         let (code, message, class) = match &error {
             SdkError::ServiceError(context) => {
@@ -120,7 +123,13 @@ impl AwsCallError {
                 diagnose(variant, error.source())
             }
         };
-        let call_error = Self { service, operation, code, message, class };
+        let redirect_region = match &error {
+            SdkError::ServiceError(context) if code == "PermanentRedirect" => {
+                context.raw().header("x-amz-bucket-region").map(str::to_owned)
+            }
+            _ => None,
+        };
+        let call_error = Self { service, operation, code, message, class, redirect_region };
         tracing::debug!(
             aws.service = service,
             aws.operation = operation,
@@ -140,6 +149,7 @@ impl AwsCallError {
             code: "Timeout".into(),
             message: "no answer within the call's deadline".into(),
             class: ErrorClass::Transient,
+            redirect_region: None,
         }
     }
 
@@ -152,14 +162,20 @@ impl AwsCallError {
 impl StdError for AwsCallError {}
 
 /// Access to the HTTP status of a raw response, whichever response type the SDK uses.
-pub trait HasStatus {
+pub trait RawResponse {
     /// The status code, when there is a response.
     fn status_code(&self) -> Option<u16>;
+    /// A header's value, when there is a response with that header.
+    fn header(&self, name: &str) -> Option<&str>;
 }
 
-impl HasStatus for aws_smithy_runtime_api::http::Response {
+impl RawResponse for aws_smithy_runtime_api::http::Response {
     fn status_code(&self) -> Option<u16> {
         Some(self.status().as_u16())
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers().get(name)
     }
 }
 

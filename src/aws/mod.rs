@@ -32,7 +32,7 @@ use crate::config::AwsConfig;
 use crate::metrics::Metrics;
 use credentials::Renewing;
 use endpoint::EndpointNaming;
-pub use error::{AwsCallError, ErrorClass, HasStatus, classify};
+pub use error::{AwsCallError, ErrorClass, RawResponse, classify};
 
 /// Builds the SDK configuration all clients share. `credentials` replaces the SDK's standard
 /// chain (environment, profile, ECS task role, EKS IRSA); tests use it to avoid process-wide
@@ -139,7 +139,7 @@ pub async fn call<T, E, R, F>(
 where
     F: Future<Output = Result<T, SdkError<E, R>>>,
     E: ProvideErrorMetadata + StdError + 'static,
-    R: HasStatus + fmt::Debug + 'static,
+    R: RawResponse + fmt::Debug + 'static,
 {
     // A span only as a child of a job's (or a root session's) span: the poller's long polls and
     // the batch flushes would otherwise each export a trace of their own, noise at the collector.

@@ -7,10 +7,32 @@ use super::{TaskContext, TaskError, TaskReport};
 use crate::aws::{self, AwsCallError};
 use crate::job::{PolicyChange, Task};
 
-/// Applies `change` to one bucket's policy.
+/// Applies `change` to one bucket's policy, in the job's region or, when S3 answers that the
+/// bucket is elsewhere (301 `PermanentRedirect`, as SDKs that follow S3's redirects do), in the
+/// bucket's. A bucket's name is the same bucket in every region, so following is safe; the
+/// redirect comes at the first call, the read, before anything is written.
 pub async fn run(bucket: &str, change: &PolicyChange, account: &str, context: TaskContext<'_>) -> Result<TaskReport, TaskError> {
-    let s3 = context.session.s3(context.clients, context.region);
-    unlock::run(Resource::Bucket { s3, bucket: bucket.to_owned() }, change, context.region, account, context).await
+    match unlock_in(context.region, bucket, change, account, context).await {
+        Err(TaskError::Aws(error)) => match error.redirect_region.as_deref().filter(|r| *r != context.region) {
+            Some(region) => {
+                tracing::info!(bucket, region, "S3 names the bucket's region: the unlock is made there.");
+                unlock_in(region, bucket, change, account, context).await
+            }
+            None => Err(TaskError::Aws(error)),
+        },
+        other => other,
+    }
+}
+
+async fn unlock_in(
+    region: &str,
+    bucket: &str,
+    change: &PolicyChange,
+    account: &str,
+    context: TaskContext<'_>,
+) -> Result<TaskReport, TaskError> {
+    let s3 = context.session.s3(context.clients, region);
+    unlock::run(Resource::Bucket { s3, bucket: bucket.to_owned() }, change, region, account, context).await
 }
 
 /// Inspects every bucket of the account (only those of `regions` when some are named), each in
