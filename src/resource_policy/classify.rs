@@ -35,6 +35,13 @@
 //!    `s3:authType`), an administrator's ordinary request passes it, so the Deny does not apply
 //!    to it: `denies_some`. A `Bool` test of `aws:SecureTransport` **true** is the exception: it
 //!    refuses every HTTPS request, which is every SDK's, so it counts as a lock-out test.
+//!    Likewise a test of a **service-context key** ([`SERVICE_CONTEXT_KEYS`]: `aws:SourceArn`,
+//!    `aws:SourceAccount`, `aws:SourceOrgID`, `aws:SourceOrgPaths`), which only a request an AWS
+//!    service makes on a resource's behalf carries, when IAM counts the key's absence as no
+//!    match (a positive operator such as `StringEquals`, `ForAnyValue:`, or `Null` false): the
+//!    Deny spares an administrator's own request, `denies_some`. When IAM counts the absence as a
+//!    match (a negated operator such as `StringNotEquals` or `ArnNotLike`, any `…IfExists`,
+//!    `ForAllValues:`, `Null` true), the test refuses every administrator: a lock-out test.
 //! 2. Else, if any condition tests a **lock-out key** ([`LOCK_OUT_KEYS`]: network origin,
 //!    principal identity, organization, tags, MFA, calling service), an administrator's ordinary
 //!    request can be refused, whether the operator is positive or negated (an administrator can
@@ -76,6 +83,10 @@ pub const LOCK_OUT_KEYS: &[&str] = &[
     "aws:MultiFactorAuthPresent",
     "aws:ViaAWSService",
 ];
+
+/// Condition keys only a request made by an AWS service on a resource's behalf carries (see
+/// rule 1): an administrator's own request has none of them.
+pub const SERVICE_CONTEXT_KEYS: &[&str] = &["aws:SourceArn", "aws:SourceAccount", "aws:SourceOrgID", "aws:SourceOrgPaths"];
 
 /// Condition keys of request hygiene that ordinary clients satisfy (same matching as
 /// [`LOCK_OUT_KEYS`]). `aws:SecureTransport` counts only as a `Bool` false test (see rule 1).
@@ -140,7 +151,7 @@ fn judge(statement: &Value, effect: &str, service: Service, owner: &str) -> (Cla
     match conditions::judge(statement.get("Condition")) {
         Verdict::Unconditional => (LocksOutEveryone, format!("denies {what} to {who} unconditionally")),
         Verdict::LocksOut(when) => (LocksOutEveryone, format!("denies {what} to {who} {when}")),
-        Verdict::Hygiene(when) => (DeniesSome, format!("denies {what} to {who} {when}")),
+        Verdict::Spares(when) => (DeniesSome, format!("denies {what} to {who} {when}")),
         Verdict::Unknown(when) => (DeniesSome, format!("denies {what} to {who} {when}")),
     }
 }
@@ -287,12 +298,33 @@ mod tests {
 
     #[test]
     fn an_unknown_condition_key_is_not_counted_as_a_lock_out() {
-        let report =
-            report(deny("Condition", json!({"ArnNotEquals": {"aws:SourceArn": "arn:aws:sns:eu-west-1:111122223333:t"}})));
+        let report = report(deny("Condition", json!({"StringNotEquals": {"s3:ExistingObjectTag/class": "public"}})));
         assert_eq!(report.classification, DeniesSome);
         assert_eq!(
             report.reason,
-            "denies s3:* to every principal under condition key(s) aws:SourceArn, which rootwarden does not know and does not count as a lock-out"
+            "denies s3:* to every principal under condition key(s) s3:ExistingObjectTag/class, which rootwarden does not know and does not count as a lock-out"
+        );
+    }
+
+    #[test]
+    fn a_deny_unless_a_service_calls_locks_out_and_a_deny_when_one_does_spares_administrators() {
+        let arn = "arn:aws:sns:eu-west-1:111122223333:t";
+        let report_of = |operator: &str| report(deny("Condition", json!({operator: {"aws:SourceArn": arn}})));
+        let unless = report_of("ArnNotEquals");
+        assert_eq!(unless.classification, LocksOutEveryone);
+        assert_eq!(
+            unless.reason,
+            format!(
+                "denies s3:* to every principal when the request carries no aws:SourceArn (ArnNotEquals aws:SourceArn {arn}), as an administrator's own request never does (only AWS services' do)"
+            )
+        );
+        let when = report_of("ArnEquals");
+        assert_eq!(when.classification, DeniesSome);
+        assert_eq!(
+            when.reason,
+            format!(
+                "denies s3:* to every principal only for requests an AWS service makes on a resource's behalf (ArnEquals aws:SourceArn {arn}), which an administrator's own request is not"
+            )
         );
     }
 

@@ -1,12 +1,12 @@
 //! Rule 4 of [`mod@super::classify`]'s documentation: whether a Deny's `Condition` block can
 //! refuse an administrator's ordinary request. The keys are listed there ([`LOCK_OUT_KEYS`],
-//! [`HYGIENE_KEYS`]); this module reads the block and words the reason.
+//! [`HYGIENE_KEYS`], [`SERVICE_CONTEXT_KEYS`]); this module reads the block and words the reason.
 
 use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::classify::{HYGIENE_KEYS, LOCK_OUT_KEYS};
+use super::classify::{HYGIENE_KEYS, LOCK_OUT_KEYS, SERVICE_CONTEXT_KEYS};
 use super::scope::list;
 
 /// The verdict on a statement's conditions; each phrase ends the reason sentence.
@@ -16,8 +16,9 @@ pub(super) enum Verdict {
     Unconditional,
     /// A lock-out key and no hygiene test: an administrator's ordinary request can be refused.
     LocksOut(String),
-    /// A hygiene test, which an administrator's ordinary request passes.
-    Hygiene(String),
+    /// A test an administrator's ordinary request passes (request hygiene), or one only a
+    /// service's request can meet: the Deny spares administrators.
+    Spares(String),
     /// Only keys rootwarden does not know, or a block it cannot read.
     Unknown(String),
 }
@@ -25,6 +26,8 @@ pub(super) enum Verdict {
 #[derive(PartialEq, Eq)]
 enum Kind {
     Hygiene,
+    /// A service-context key tested so that its absence is no match: only services meet it.
+    ServiceOnly,
     LockOut,
     Unknown,
 }
@@ -49,8 +52,13 @@ pub(super) fn judge(condition: Option<&Value>) -> Verdict {
     }
     // IAM ANDs the tests: one that an administrator's request passes keeps the Deny from it.
     if let Some(test) = tests.iter().find(|t| t.kind() == Kind::Hygiene) {
-        return Verdict::Hygiene(format!(
+        return Verdict::Spares(format!(
             "only for requests that fail request hygiene ({test}), which an administrator's ordinary request passes"
+        ));
+    }
+    if let Some(test) = tests.iter().find(|t| t.kind() == Kind::ServiceOnly) {
+        return Verdict::Spares(format!(
+            "only for requests an AWS service makes on a resource's behalf ({test}), which an administrator's own request is not"
         ));
     }
     if let Some(test) = tests.iter().find(|t| t.kind() == Kind::LockOut) {
@@ -88,7 +96,25 @@ impl Test<'_> {
                 self.key.eq_ignore_ascii_case("aws:SecureTransport") && self.operator() == "bool" && self.has_true();
             return if refuses_tls { Kind::LockOut } else { Kind::Hygiene };
         }
+        if listed(self.key, SERVICE_CONTEXT_KEYS) {
+            return if self.matches_an_absent_key() { Kind::LockOut } else { Kind::ServiceOnly };
+        }
         if listed(self.key, LOCK_OUT_KEYS) { Kind::LockOut } else { Kind::Unknown }
+    }
+
+    /// Whether IAM counts the test as met when the request lacks the key: `Null` true, any
+    /// `…IfExists`, `ForAllValues:` (nothing to disagree), and negated operators; not
+    /// `ForAnyValue:` nor the other operators.
+    fn matches_an_absent_key(&self) -> bool {
+        let lower = self.operator.to_ascii_lowercase();
+        if lower.ends_with("ifexists") || lower.starts_with("forallvalues:") {
+            return true;
+        }
+        if lower.starts_with("foranyvalue:") {
+            return false;
+        }
+        let operator = self.operator();
+        if operator == "null" { self.has_true() } else { operator.contains("not") }
     }
 
     fn has_true(&self) -> bool {
@@ -107,6 +133,11 @@ impl Test<'_> {
         if operator == "null" {
             let state = if self.has_true() { "absent" } else { "present" };
             return format!("when {key} is {state} ({self}), as it can be for an administrator's ordinary request");
+        }
+        if listed(key, SERVICE_CONTEXT_KEYS) {
+            return format!(
+                "when the request carries no {key} ({self}), as an administrator's own request never does (only AWS services' do)"
+            );
         }
         let what = match key.to_ascii_lowercase().as_str() {
             "aws:sourcevpce" => format!("the request comes through VPC endpoint(s) {values} ({key})"),
@@ -210,7 +241,7 @@ mod tests {
     #[test]
     fn keys_are_matched_case_insensitively() {
         assert!(locks_out(json!({"StringNotEqualsIgnoreCase": {"AWS:SOURCEVPCE": "vpce-1"}})));
-        assert!(matches!(verdict(json!({"Bool": {"AWS:securetransport": "false"}})), Verdict::Hygiene(_)));
+        assert!(matches!(verdict(json!({"Bool": {"AWS:securetransport": "false"}})), Verdict::Spares(_)));
     }
 
     #[test]
@@ -225,9 +256,9 @@ mod tests {
         ];
         for (operator, key, values) in tests {
             let alone = verdict(json!({operator: {key: values.clone()}}));
-            assert!(matches!(alone, Verdict::Hygiene(_)), "{operator} {key}: {alone:?}");
+            assert!(matches!(alone, Verdict::Spares(_)), "{operator} {key}: {alone:?}");
             let beside = verdict(json!({operator: {key: values}, "StringNotEqualsIfExists": {"aws:SourceVpce": "vpce-1"}}));
-            assert!(matches!(beside, Verdict::Hygiene(_)), "{operator} {key} beside a VPC endpoint test: {beside:?}");
+            assert!(matches!(beside, Verdict::Spares(_)), "{operator} {key} beside a VPC endpoint test: {beside:?}");
         }
     }
 
@@ -239,12 +270,40 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_judged_by_the_known_keys_beside_it() {
-        let alone = verdict(json!({"StringNotEquals": {"aws:SourceAccount": "111122223333", "s3:prefix": "logs/"}}));
-        let reason = "under condition key(s) aws:SourceAccount, s3:prefix, which rootwarden does not know and does not count as a lock-out";
+        let alone = verdict(json!({"StringNotEquals": {"s3:ExistingObjectTag/class": "secret", "s3:prefix": "logs/"}}));
+        let reason = "under condition key(s) s3:ExistingObjectTag/class, s3:prefix, which rootwarden does not know and does not count as a lock-out";
         assert_eq!(alone, Verdict::Unknown(reason.to_owned()));
-        assert!(locks_out(
-            json!({"StringNotEquals": {"aws:SourceAccount": "111122223333"}, "NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}})
-        ));
+        assert!(locks_out(json!({"StringNotEquals": {"s3:prefix": "logs/"}, "NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}})));
+    }
+
+    #[test]
+    fn a_service_context_key_locks_out_when_iam_counts_its_absence_as_a_match() {
+        // An administrator's own request carries none of these keys.
+        let absent_matches = [
+            ("StringNotEquals", "aws:SourceAccount", json!("111122223333")),
+            ("ArnNotLike", "aws:SourceArn", json!("arn:aws:cloudfront::111122223333:distribution/*")),
+            ("StringNotEqualsIfExists", "aws:SourceOrgID", json!("o-abc")),
+            ("StringEqualsIfExists", "aws:SourceAccount", json!("999999999999")),
+            ("ForAllValues:StringLike", "aws:SourceOrgPaths", json!("o-abc/r-1/*")),
+            ("Null", "aws:SourceArn", json!("true")),
+        ];
+        assert_eq!(absent_matches.len(), SERVICE_CONTEXT_KEYS.len() + 2);
+        for (operator, key, values) in absent_matches {
+            assert!(locks_out(json!({operator: {key: values}})), "{operator} {key}");
+        }
+        let absent_fails = [
+            ("StringEquals", "aws:SourceAccount", json!("999999999999")),
+            ("ArnLike", "aws:SourceArn", json!("arn:aws:sns:*:999999999999:*")),
+            ("ForAnyValue:StringNotLike", "aws:SourceOrgPaths", json!("o-abc/*")),
+            ("Null", "aws:SourceOrgID", json!("false")),
+        ];
+        for (operator, key, values) in absent_fails {
+            let alone = verdict(json!({operator: {key: values.clone()}}));
+            assert!(matches!(&alone, Verdict::Spares(why) if why.contains("an AWS service")), "{operator} {key}: {alone:?}");
+            // IAM ANDs the tests: beside a lock-out key, the Deny still spares administrators.
+            let beside = verdict(json!({operator: {key: values}, "NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}));
+            assert!(matches!(beside, Verdict::Spares(_)), "{operator} {key} beside an IP test: {beside:?}");
+        }
     }
 
     #[test]
