@@ -35,15 +35,20 @@
 //!    `s3:authType`), an administrator's ordinary request passes it, so the Deny does not apply
 //!    to it: `denies_some`. A `Bool` test of `aws:SecureTransport` **true** is the exception: it
 //!    refuses every HTTPS request, which is every SDK's, so it counts as a lock-out test.
-//!    Likewise a test of a **service-context key** ([`SERVICE_CONTEXT_KEYS`]: `aws:SourceArn`,
-//!    `aws:SourceAccount`, `aws:SourceOrgID`, `aws:SourceOrgPaths`), which only a request an AWS
-//!    service makes on a resource's behalf carries, when IAM counts the key's absence as no
-//!    match (a positive operator such as `StringEquals`, `ForAnyValue:`, or `Null` false): the
-//!    Deny spares an administrator's own request, `denies_some`. When IAM counts the absence as a
-//!    match (a negated operator such as `StringNotEquals` or `ArnNotLike`, any `…IfExists`,
-//!    `ForAllValues:`, `Null` true), the test refuses every administrator: a lock-out test.
+//!    Likewise a test of a key **an administrator's own request lacks** ([`ABSENT_KEYS`]: the
+//!    service-context keys `aws:SourceArn`, `aws:SourceAccount`, `aws:SourceOrgID`,
+//!    `aws:SourceOrgPaths`, and `aws:CalledVia*`, which only requests made by or through an AWS
+//!    service carry), when IAM counts the key's absence as no match (a positive operator such as
+//!    `StringEquals`, `ForAnyValue:`, or `Null` false); and a `Bool` test for true of a key that
+//!    is **false for an administrator** ([`FALSE_KEYS`]: `aws:PrincipalIsAWSService`,
+//!    `aws:ViaAWSService`): the Deny spares an administrator's own request, `denies_some`. When
+//!    IAM counts the absence as a match (a negated operator such as `StringNotEquals` or
+//!    `ArnNotLike`, any `…IfExists`, `ForAllValues:`, `Null` true), or the `Bool` test is for
+//!    false, the test refuses every administrator: a lock-out test.
 //! 2. Else, if any condition tests a **lock-out key** ([`LOCK_OUT_KEYS`]: network origin,
-//!    principal identity, organization, tags, MFA, calling service), an administrator's ordinary
+//!    principal identity, organization, tags, MFA; and the keys of rule 1's second paragraph
+//!    tested the other way, or a key of [`FALSE_KEYS`] by another operator than `Bool`), an
+//!    administrator's ordinary
 //!    request can be refused, whether the operator is positive or negated (an administrator can
 //!    both be "not from vpce-1" and "from 10.0.0.0/8"): `locks_out_everyone`.
 //! 3. Else (only keys rootwarden does not know, or a `Condition` it cannot read):
@@ -58,8 +63,8 @@ use super::document::{Service, usable_sid};
 use super::scope::{self, Scope};
 
 /// Condition keys whose test an administrator's ordinary request can fail (or match), matched
-/// case-insensitively; those ending in `/` or `*` are prefixes (`aws:PrincipalTag/team`,
-/// `aws:CalledViaFirst`).
+/// case-insensitively; those ending in `/` or `*` are prefixes (`aws:PrincipalTag/team`; in
+/// [`ABSENT_KEYS`], `aws:CalledViaFirst`).
 pub const LOCK_OUT_KEYS: &[&str] = &[
     "aws:SourceVpc",
     "aws:SourceVpce",
@@ -77,16 +82,17 @@ pub const LOCK_OUT_KEYS: &[&str] = &[
     "aws:ResourceTag/",
     "aws:RequestTag/",
     "aws:TagKeys",
-    "aws:PrincipalIsAWSService",
-    "aws:CalledVia*",
     // A root session has no MFA, so "deny unless MFA" refuses it.
     "aws:MultiFactorAuthPresent",
-    "aws:ViaAWSService",
 ];
 
-/// Condition keys only a request made by an AWS service on a resource's behalf carries (see
-/// rule 1): an administrator's own request has none of them.
-pub const SERVICE_CONTEXT_KEYS: &[&str] = &["aws:SourceArn", "aws:SourceAccount", "aws:SourceOrgID", "aws:SourceOrgPaths"];
+/// Condition keys an administrator's own request lacks (see rule 1): only a request an AWS
+/// service makes on a resource's behalf, or one made through another service, carries them.
+pub const ABSENT_KEYS: &[&str] =
+    &["aws:SourceArn", "aws:SourceAccount", "aws:SourceOrgID", "aws:SourceOrgPaths", "aws:CalledVia*"];
+
+/// Condition keys every request carries, `false` in an administrator's own (see rule 1).
+pub const FALSE_KEYS: &[&str] = &["aws:PrincipalIsAWSService", "aws:ViaAWSService"];
 
 /// Condition keys of request hygiene that ordinary clients satisfy (same matching as
 /// [`LOCK_OUT_KEYS`]). `aws:SecureTransport` counts only as a `Bool` false test (see rule 1).
@@ -323,7 +329,7 @@ mod tests {
         assert_eq!(
             when.reason,
             format!(
-                "denies s3:* to every principal only for requests an AWS service makes on a resource's behalf (ArnEquals aws:SourceArn {arn}), which an administrator's own request is not"
+                "denies s3:* to every principal only for requests made by or through an AWS service (ArnEquals aws:SourceArn {arn}), which an administrator's own request is not"
             )
         );
     }

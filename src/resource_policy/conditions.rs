@@ -1,12 +1,12 @@
 //! Rule 4 of [`mod@super::classify`]'s documentation: whether a Deny's `Condition` block can
 //! refuse an administrator's ordinary request. The keys are listed there ([`LOCK_OUT_KEYS`],
-//! [`HYGIENE_KEYS`], [`SERVICE_CONTEXT_KEYS`]); this module reads the block and words the reason.
+//! [`HYGIENE_KEYS`], [`ABSENT_KEYS`], [`FALSE_KEYS`]); this module reads the block and words the reason.
 
 use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::classify::{HYGIENE_KEYS, LOCK_OUT_KEYS, SERVICE_CONTEXT_KEYS};
+use super::classify::{ABSENT_KEYS, FALSE_KEYS, HYGIENE_KEYS, LOCK_OUT_KEYS};
 use super::scope::list;
 
 /// The verdict on a statement's conditions; each phrase ends the reason sentence.
@@ -26,7 +26,7 @@ pub(super) enum Verdict {
 #[derive(PartialEq, Eq)]
 enum Kind {
     Hygiene,
-    /// A service-context key tested so that its absence is no match: only services meet it.
+    /// A test only a request made by or through an AWS service can meet.
     ServiceOnly,
     LockOut,
     Unknown,
@@ -58,7 +58,7 @@ pub(super) fn judge(condition: Option<&Value>) -> Verdict {
     }
     if let Some(test) = tests.iter().find(|t| t.kind() == Kind::ServiceOnly) {
         return Verdict::Spares(format!(
-            "only for requests an AWS service makes on a resource's behalf ({test}), which an administrator's own request is not"
+            "only for requests made by or through an AWS service ({test}), which an administrator's own request is not"
         ));
     }
     if let Some(test) = tests.iter().find(|t| t.kind() == Kind::LockOut) {
@@ -96,8 +96,12 @@ impl Test<'_> {
                 self.key.eq_ignore_ascii_case("aws:SecureTransport") && self.operator() == "bool" && self.has_true();
             return if refuses_tls { Kind::LockOut } else { Kind::Hygiene };
         }
-        if listed(self.key, SERVICE_CONTEXT_KEYS) {
+        if listed(self.key, ABSENT_KEYS) {
             return if self.matches_an_absent_key() { Kind::LockOut } else { Kind::ServiceOnly };
+        }
+        if listed(self.key, FALSE_KEYS) {
+            let spares = self.operator() == "bool" && !self.has_false();
+            return if spares { Kind::ServiceOnly } else { Kind::LockOut };
         }
         if listed(self.key, LOCK_OUT_KEYS) { Kind::LockOut } else { Kind::Unknown }
     }
@@ -118,11 +122,21 @@ impl Test<'_> {
     }
 
     fn has_true(&self) -> bool {
+        self.has_bool(true)
+    }
+
+    fn has_false(&self) -> bool {
+        self.has_bool(false)
+    }
+
+    /// Whether one of the test's values is `wanted`, as a JSON boolean or a string.
+    fn has_bool(&self, wanted: bool) -> bool {
         let values = match self.values {
             Value::Array(many) => many.iter().collect(),
             one => vec![one],
         };
-        values.iter().any(|v| v.as_bool() == Some(true) || v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("true")))
+        let text = if wanted { "true" } else { "false" };
+        values.iter().any(|v| v.as_bool() == Some(wanted) || v.as_str().is_some_and(|s| s.eq_ignore_ascii_case(text)))
     }
 
     /// The end of a lock-out reason: when the Deny applies, and that an administrator can be
@@ -134,10 +148,13 @@ impl Test<'_> {
             let state = if self.has_true() { "absent" } else { "present" };
             return format!("when {key} is {state} ({self}), as it can be for an administrator's ordinary request");
         }
-        if listed(key, SERVICE_CONTEXT_KEYS) {
+        if listed(key, ABSENT_KEYS) {
             return format!(
                 "when the request carries no {key} ({self}), as an administrator's own request never does (only AWS services' do)"
             );
+        }
+        if listed(key, FALSE_KEYS) && operator == "bool" {
+            return format!("when {key} is false ({self}), as it is for an administrator's own request");
         }
         let what = match key.to_ascii_lowercase().as_str() {
             "aws:sourcevpce" => format!("the request comes through VPC endpoint(s) {values} ({key})"),
@@ -226,13 +243,9 @@ mod tests {
             ("StringEqualsIfExists", "aws:ResourceTag/locked", json!("true")),
             ("StringNotEquals", "aws:RequestTag/owner", json!("ops")),
             ("ForAllValues:StringEquals", "aws:TagKeys", json!(["a"])),
-            ("Bool", "aws:PrincipalIsAWSService", json!("false")),
-            ("ForAnyValue:StringEquals", "aws:CalledVia", json!("cloudformation.amazonaws.com")),
-            ("StringNotEquals", "aws:CalledViaFirst", json!("athena.amazonaws.com")),
             ("BoolIfExists", "aws:MultiFactorAuthPresent", json!(false)),
-            ("Bool", "aws:ViaAWSService", json!("false")),
         ];
-        assert_eq!(tests.len(), LOCK_OUT_KEYS.len() + 1);
+        assert_eq!(tests.len(), LOCK_OUT_KEYS.len());
         for (operator, key, values) in tests {
             assert!(locks_out(json!({operator: {key: values}})), "{operator} {key}");
         }
@@ -277,27 +290,34 @@ mod tests {
     }
 
     #[test]
-    fn a_service_context_key_locks_out_when_iam_counts_its_absence_as_a_match() {
-        // An administrator's own request carries none of these keys.
-        let absent_matches = [
+    fn a_key_administrators_lack_or_have_false_locks_out_only_when_that_meets_the_test() {
+        // An administrator's own request carries none of ABSENT_KEYS, and FALSE_KEYS false.
+        let administrators_meet = [
             ("StringNotEquals", "aws:SourceAccount", json!("111122223333")),
             ("ArnNotLike", "aws:SourceArn", json!("arn:aws:cloudfront::111122223333:distribution/*")),
             ("StringNotEqualsIfExists", "aws:SourceOrgID", json!("o-abc")),
             ("StringEqualsIfExists", "aws:SourceAccount", json!("999999999999")),
             ("ForAllValues:StringLike", "aws:SourceOrgPaths", json!("o-abc/r-1/*")),
             ("Null", "aws:SourceArn", json!("true")),
+            ("StringNotEquals", "aws:CalledViaFirst", json!("athena.amazonaws.com")),
+            ("Bool", "aws:PrincipalIsAWSService", json!("false")),
+            ("BoolIfExists", "aws:ViaAWSService", json!(false)),
+            ("StringEquals", "aws:ViaAWSService", json!("false")),
         ];
-        assert_eq!(absent_matches.len(), SERVICE_CONTEXT_KEYS.len() + 2);
-        for (operator, key, values) in absent_matches {
+        assert_eq!(administrators_meet.len(), ABSENT_KEYS.len() + FALSE_KEYS.len() + 3);
+        for (operator, key, values) in administrators_meet {
             assert!(locks_out(json!({operator: {key: values}})), "{operator} {key}");
         }
-        let absent_fails = [
+        let only_services_meet = [
             ("StringEquals", "aws:SourceAccount", json!("999999999999")),
             ("ArnLike", "aws:SourceArn", json!("arn:aws:sns:*:999999999999:*")),
             ("ForAnyValue:StringNotLike", "aws:SourceOrgPaths", json!("o-abc/*")),
             ("Null", "aws:SourceOrgID", json!("false")),
+            ("ForAnyValue:StringEquals", "aws:CalledVia", json!("cloudformation.amazonaws.com")),
+            ("Bool", "aws:PrincipalIsAWSService", json!("true")),
+            ("Bool", "aws:ViaAWSService", json!(true)),
         ];
-        for (operator, key, values) in absent_fails {
+        for (operator, key, values) in only_services_meet {
             let alone = verdict(json!({operator: {key: values.clone()}}));
             assert!(matches!(&alone, Verdict::Spares(why) if why.contains("an AWS service")), "{operator} {key}: {alone:?}");
             // IAM ANDs the tests: beside a lock-out key, the Deny still spares administrators.

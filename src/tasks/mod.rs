@@ -1,8 +1,8 @@
 //! The five root tasks, one module each. A task makes only the calls its AWS task policy
 //! allows, treats "already in the wanted state" as `no_change` so a redelivered job is harmless,
-//! and in a dry run makes only its read calls. The two unlock tasks share [`unlock`] (one
-//! resource's policy changed and classified) and [`discover`] (an account's locked resources
-//! found and unlocked, within the room its result has: [`findings_room`]).
+//! and in a dry run makes only its read calls. The two unlock tasks share `unlock` (one
+//! resource's policy changed and classified) and `discover` (an account's locked resources
+//! found and unlocked, within the room its result has: `findings_room`).
 
 mod audit;
 mod delete_credentials;
