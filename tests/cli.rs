@@ -351,6 +351,30 @@ fn a_job_submit_would_post_and_the_daemon_reject_is_a_usage_error() {
 }
 
 #[test]
+fn a_queue_url_flag_that_is_not_an_sqs_queue_url_is_a_usage_error() {
+    let cli = Cli::new("queue-urls");
+    let audit = ["--task", "IAMAuditRootUserCredentials", "--account", "111122223333"];
+    cli.usage_error(
+        &[&["submit"][..], &audit, &["--intake-url", "sqs://in"]].concat(),
+        "rootwarden: --intake-url `sqs://in` is not an SQS queue URL: it must start with http:// or https://",
+    );
+    let run = cli.usage_error(
+        &[
+            "sweep",
+            "--task",
+            "IAMAuditRootUserCredentials",
+            "--intake-url",
+            &format!("{}/12345/in", cli.url()),
+            "--results-url",
+            &format!("{}/123456789012", cli.url()),
+        ],
+        "rootwarden: --intake-url",
+    );
+    assert!(run.stderr.contains("`12345` is not a 12-digit account id"), "{run:?}");
+    assert!(run.stderr.contains("rootwarden: --results-url"), "both named at once: {run:?}");
+}
+
+#[test]
 fn healthcheck_of_a_url_it_cannot_probe_is_a_usage_error() {
     let cli = Cli::new("healthcheck");
     cli.usage_error(

@@ -22,6 +22,20 @@ use crate::job::{Task, is_account_id};
 pub use load::missing_file_note;
 use queue_url::queue_url_problem;
 
+/// Why `url` is not an SQS queue URL, as the end of a sentence naming where it came from
+/// (`intake.queue_url`, `--intake-url`), or `None` when it is one. With `local` (`aws.endpoint_url`
+/// set) a local environment's `http(s)://<host>/<account>/<name>` is accepted too.
+pub fn not_a_queue_url(url: &str, local: bool) -> Option<String> {
+    let reason = queue_url_problem(url, local)?;
+    let expected = if local {
+        "https://sqs.<region>.amazonaws.com/<12-digit account id>/<queue name>, or \
+         http(s)://<host>/<12-digit account id>/<queue name> as aws.endpoint_url is set"
+    } else {
+        "https://sqs.<region>.amazonaws.com/<12-digit account id>/<queue name>"
+    };
+    Some(format!("`{url}` is not an SQS queue URL: {reason} (expected {expected})"))
+}
+
 /// The path used when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rootwarden/rootwarden.toml";
 
@@ -333,15 +347,9 @@ impl Config {
             ("results.queue_url", &self.results.queue_url),
         ] {
             if let Some(url) = value.as_deref().filter(|url| !url.trim().is_empty())
-                && let Some(reason) = queue_url_problem(url, local)
+                && let Some(sentence) = not_a_queue_url(url, local)
             {
-                let expected = if local {
-                    "https://sqs.<region>.amazonaws.com/<12-digit account id>/<queue name>, or \
-                     http(s)://<host>/<12-digit account id>/<queue name> as aws.endpoint_url is set"
-                } else {
-                    "https://sqs.<region>.amazonaws.com/<12-digit account id>/<queue name>"
-                };
-                problem(format!("{key} `{url}` is not an SQS queue URL: {reason} (expected {expected})"));
+                problem(format!("{key} {sentence}"));
             }
         }
         if let (Some(intake), Some(dead_letter)) = (&self.intake.queue_url, &self.intake.dead_letter_queue_url)

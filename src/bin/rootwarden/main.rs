@@ -34,7 +34,8 @@ use sweep::SweepArgs;
 ///   daemon stopped on an error.
 /// - 64 ([`exit::USAGE`], EX_USAGE): the command line is wrong: clap's own parse errors (an
 ///   unknown command or flag, a missing or malformed value), an unknown task or one the command
-///   cannot run, a malformed account or OU id, a job `submit` would post that the daemon would
+///   cannot run, a malformed account or OU id, a `--intake-url` or `--results-url` that is not
+///   an SQS queue URL, a job `submit` would post that the daemon would
 ///   reject, a sweep to resume that is not there, an approvals file that is not the sweep's.
 ///   Said before any banner and any AWS call.
 /// - 75 ([`exit::INCOMPLETE`], EX_TEMPFAIL): a sweep stopped before every account had a

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rootwarden::config::Config;
+use rootwarden::config::{Config, not_a_queue_url};
 use rootwarden::job::{CredentialKind, Task};
 
 use crate::{exit, parse_task};
@@ -132,6 +132,10 @@ fn read_approvals(path: &std::path::Path) -> Result<Vec<rootwarden::approvals::A
 }
 
 pub(crate) async fn submit(config: Config, job: rootwarden::submit::NewJob, intake_url: Option<String>) -> ExitCode {
+    if let Some(sentence) = intake_url.as_deref().and_then(|url| not_a_queue_url(url, config.aws.endpoint_url.is_some())) {
+        eprintln!("rootwarden: --intake-url {sentence}");
+        return ExitCode::from(exit::USAGE);
+    }
     let Some(queue_url) = intake_url.or(config.intake.queue_url.clone()) else {
         eprintln!("rootwarden: no intake queue: pass --intake-url or set intake.queue_url");
         return ExitCode::from(exit::CONFIG);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use futures::StreamExt;
-use rootwarden::config::Config;
+use rootwarden::config::{Config, not_a_queue_url};
 use rootwarden::job::{CredentialKind, Task};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use tokio_util::sync::CancellationToken;
@@ -157,6 +157,15 @@ pub(crate) fn with_queues(
         );
         return Err(ExitCode::from(exit::CONFIG));
     };
+    let local = config.aws.endpoint_url.is_some();
+    let problems: Vec<String> = [("--intake-url", &args.intake_url), ("--results-url", &args.results_url)]
+        .into_iter()
+        .filter_map(|(flag, url)| Some(format!("{flag} {}", not_a_queue_url(url.as_deref()?, local)?)))
+        .collect();
+    if !problems.is_empty() {
+        problems.iter().for_each(|problem| eprintln!("rootwarden: {problem}"));
+        return Err(ExitCode::from(exit::USAGE));
+    }
     options.intake_url = intake_url;
     options.results_url = results_url;
     Ok(options)
