@@ -5,7 +5,9 @@ user (calls that name a user keep moto's behaviour). moto has no root user, so
 the extension answers these itself from `RootUser`, in the real IAM XML shapes
 and with IAM's errors: NoSuchEntity (404) for what is absent,
 EntityAlreadyExists (409) for a second login profile. GetAccountSummary stays
-moto's, with the four root-user flags overlaid by a patch.
+moto's, with the four root-user flags overlaid by a patch, and the root user's
+MFA devices added to `MFADevices` and `MFADevicesInUse`: AWS counts every MFA
+device of the account there, the root user's among them.
 """
 
 from __future__ import annotations
@@ -173,6 +175,9 @@ def _with_root_flags(original):
         user = STATE.root_users.get(self._iam_backend.account_id)
         if user is not None:
             values.update(user.summary_flags())
+            # moto counts the IAM users' and unassigned devices; the root user's are ours.
+            for key in ("MFADevices", "MFADevicesInUse"):
+                values[key] = values.get(key, 0) + len(user.mfa_devices)
         else:
             values["AccountPasswordPresent"] = 0
         return values

@@ -136,7 +136,8 @@ async fn the_audit_csv_has_the_script_columns_with_the_script_values() {
         let root_devices = local.root_state(account)["mfa_devices"].as_array().unwrap().len();
         assert_eq!(row["RootMFADevices"], root_devices.to_string(), "{account}");
         let in_account: usize = row["MFADevices"].parse().unwrap_or_else(|_| panic!("a count: {row:?}"));
-        assert!(in_account >= iam_devices.get(account).copied().unwrap_or(0), "the IAM users' devices are counted: {row:?}");
+        let iam = iam_devices.get(account).copied().unwrap_or(0);
+        assert_eq!(in_account, iam + root_devices, "the IAM users', the unassigned and the root user's devices: {row:?}");
         more_than_root += usize::from(in_account > root_devices);
         never_used += usize::from(row["PasswordLastUsedTime"] == "None");
         used += usize::from(row["PasswordLastUsedTime"].ends_with("+00:00"));

@@ -46,6 +46,9 @@ def test_iam_reports_the_root_user(aws):
                                     "AccountMFAEnabled", "AccountSigningCertificatesPresent")} == {
         "AccountPasswordPresent": 1, "AccountAccessKeysPresent": 1,
         "AccountMFAEnabled": 1, "AccountSigningCertificatesPresent": 1}
+    # AWS counts every MFA device of the account, the root user's among them.
+    root_devices = len(state["mfa_devices"])
+    assert (summary["MFADevices"], summary["MFADevicesInUse"]) == (root_devices, root_devices)
 
 
 def test_deleting_every_credential_then_deleting_again_is_no_such_entity(aws):
@@ -70,6 +73,7 @@ def test_deleting_every_credential_then_deleting_again_is_no_such_entity(aws):
     summary = aws.client("iam", aws.root_session(member, "IAMAuditRootUserCredentials")).get_account_summary()
     assert summary["SummaryMap"]["AccountPasswordPresent"] == 0
     assert summary["SummaryMap"]["AccountMFAEnabled"] == 0
+    assert summary["SummaryMap"]["MFADevices"] == 0
 
 
 def test_create_login_profile_allows_recovery_once(aws):
