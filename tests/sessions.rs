@@ -1,6 +1,7 @@
 //! The root session cache against the local AWS environment: one AssumeRoot per (account, task)
-//! however many jobs want it, never a session with less than `min_remaining` left, and an
-//! `ExpiredToken` answered by one retry with a fresh session.
+//! however many jobs want it, never a session with less than `min_remaining` left, never more
+//! than `sessions.capacity` sessions held, and an `ExpiredToken` answered by one retry with a
+//! fresh session.
 
 mod support;
 
@@ -94,6 +95,49 @@ async fn an_expired_token_evicts_the_session_and_the_job_retries_once_with_a_new
         daemon.metric("rootwarden_aws_errors_total{code=\"ExpiredToken\",operation=\"GetAccountSummary\",service=\"iam\"}"),
         1.0
     );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_capacity_two_jobs_for_three_accounts_all_succeed_and_the_cache_never_holds_more_than_two() {
+    let local = LocalAws::start();
+    let seed = local.seed(3, 0, 0);
+    let accounts = seed.accounts();
+    assert_eq!(accounts.len(), 3, "{accounts:?}");
+    let queues = Queues::new(&local, &seed).await;
+    let mut config = config(&local, &seed);
+    config.sessions.capacity = 2;
+    let daemon = RunningDaemon::start(config).await;
+    let held = || daemon.metric("rootwarden_session_cache_entries");
+
+    // One job at a time: a job adds at most one entry, and the gauge is set as it is added (after
+    // making room), so reading it after each result sees every size the cache has had.
+    let mut sizes = Vec::new();
+    for round in 0..2 {
+        for account in &accounts {
+            queues
+                .send(&job(&format!("audit-{round}-{account}"), account, "IAMAuditRootUserCredentials", json!({})))
+                .await;
+            let result = queues.results(1, WAIT).await.remove(0);
+            assert_eq!(result["outcome"], "succeeded", "{result}");
+            sizes.push(held());
+        }
+    }
+    assert!(sizes.iter().all(|&size| size <= 2.0), "cache sizes after each job: {sizes:?}");
+    assert_eq!(sizes[..3], [1.0, 2.0, 2.0], "the third account's session replaced one of the first two");
+    // Three sessions cannot all be held: the second round assumed at least one again.
+    let calls = local.assume_root_calls().len();
+    assert!((4..=6).contains(&calls), "{calls} AssumeRoot calls for two rounds over three accounts");
+
+    // All at once: sessions are dropped while other jobs still wait for theirs, and every job
+    // still gets one.
+    for n in 0..9 {
+        let account = &accounts[n % 3];
+        queues.send(&job(&format!("audit-burst-{n}"), account, "IAMAuditRootUserCredentials", json!({}))).await;
+    }
+    let results = queues.results(9, WAIT).await;
+    assert!(results.iter().all(|r| r["outcome"] == "succeeded"), "{results:?}");
+    assert!(held() <= 2.0, "{} sessions held", held());
     daemon.stop().await;
 }
 
