@@ -84,6 +84,10 @@ impl Daemon {
         let intake_url = config.intake.queue_url.clone().context("intake.queue_url is required")?;
         let dead_letter_url = config.intake.dead_letter_queue_url.clone().context("intake.dead_letter_queue_url is required")?;
 
+        match listener.local_addr() {
+            Ok(listen) => tracing::info!(%listen, "Serving /metrics, /healthz and /readyz."),
+            Err(error) => tracing::warn!(%error, "The telemetry listener has no local address."),
+        }
         let stop_listener = CancellationToken::new();
         let listener_task = tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), stop_listener.clone()));
         let (acknowledger, flushers) =

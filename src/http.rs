@@ -1,6 +1,6 @@
-//! The telemetry listener: `/metrics` (Prometheus text), `/healthz` (the process and its loops
-//! are alive) and `/readyz` (the intake answers and the organization was read; false while
-//! draining).
+//! The telemetry listener: `/metrics` (Prometheus text), `/healthz` (the poller has shown life
+//! recently) and `/readyz` (the intake and dead-letter queues answered and the organization was
+//! read; false while draining).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -89,4 +89,53 @@ async fn healthz(State(shared): State<Shared>) -> impl IntoResponse {
 
 async fn readyz(State(shared): State<Shared>) -> impl IntoResponse {
     if shared.health.is_ready() { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
+}
+
+#[cfg(test)]
+impl Health {
+    /// Makes the poller's last sign of life ancient, as a stalled poller's.
+    pub(crate) fn stall(&self) {
+        self.poller_beat.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The status code of `GET path` on `addr`.
+    pub(crate) async fn status(addr: SocketAddr, path: &str) -> u16 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("{response:?}"))
+    }
+
+    #[tokio::test]
+    async fn healthz_follows_the_poller_and_readyz_the_readiness() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let health = Arc::new(Health::new(Duration::from_secs(60)));
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, Metrics::new(), health.clone(), stop.clone()));
+
+        assert_eq!((status(addr, "/healthz").await, status(addr, "/readyz").await), (200, 503), "alive, not ready yet");
+        health.set_ready(true);
+        assert_eq!((status(addr, "/healthz").await, status(addr, "/readyz").await), (200, 200));
+        health.stall();
+        assert_eq!(status(addr, "/healthz").await, 503, "a poller silent for longer than allowed");
+        health.beat();
+        assert_eq!(status(addr, "/healthz").await, 200, "alive again at its next beat");
+        health.set_ready(false);
+        assert_eq!(status(addr, "/readyz").await, 503, "draining");
+
+        stop.cancel();
+        server.await.unwrap();
+    }
 }
