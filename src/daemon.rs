@@ -112,7 +112,7 @@ impl Daemon {
         });
 
         let background = TaskTracker::new();
-        if wait_until_ready(&context, &intake_url, &shutdown).await {
+        if wait_until_ready(&context, &intake_url, &health, &shutdown).await {
             health.set_ready(true);
             systemd::ready();
             tracing::info!(concurrency = config.workers.concurrency, "rootwarden is taking jobs.");
@@ -144,10 +144,14 @@ impl Daemon {
 /// Waits until the intake queue answers (and reads the organization features, which readiness
 /// includes), saying after each failure why it is not ready: the AWS error's sentence (the
 /// cause and what to do). Returns false if shutdown came first.
-async fn wait_until_ready(context: &WorkerContext, intake_url: &str, shutdown: &CancellationToken) -> bool {
+///
+/// Each attempt is a sign of life, as each receive is once running: a daemon waiting for AWS
+/// is alive but not ready, and a restart would not make the queues answer.
+async fn wait_until_ready(context: &WorkerContext, intake_url: &str, health: &Health, shutdown: &CancellationToken) -> bool {
     let mut delay = Duration::from_millis(250);
     let mut failures = 0u32;
     loop {
+        health.beat();
         let attempt = async {
             let request = context
                 .clients
@@ -170,6 +174,7 @@ async fn wait_until_ready(context: &WorkerContext, intake_url: &str, shutdown: &
             _ = shutdown.cancelled() => return false,
             outcome = attempt => outcome,
         };
+        health.beat();
         let retry_in = humantime::format_duration(delay);
         match outcome {
             Ok((intake, dead_letter_limit, Ok(features))) => {
@@ -401,5 +406,45 @@ async fn feed_watchdog(period: Duration, health: Arc<Health>, shutdown: Cancella
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => if health.is_alive() { systemd::watchdog() },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::tests::status;
+
+    /// A daemon whose AWS endpoint refuses every connection: it never becomes ready.
+    async fn daemon_without_aws() -> Daemon {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut config = Config::default();
+        config.aws.endpoint_url = Some(format!("http://{closed}"));
+        config.aws.max_attempts = 1;
+        config.intake.queue_url = Some(format!("http://{closed}/123456789012/intake"));
+        config.intake.dead_letter_queue_url = Some(format!("http://{closed}/123456789012/intake-dlq"));
+        config.telemetry.listen = "127.0.0.1:0".into();
+        Daemon::new(config, Some(Credentials::new("AKIDTEST", "secret", None, None, "tests"))).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_for_the_queues_is_alive_but_not_ready() {
+        let daemon = daemon_without_aws().await;
+        let (addr, health) = (daemon.local_addr(), daemon.health.clone());
+        // As if the wait had already lasted longer than the poller may stay silent: only a
+        // beat from the waiting loop makes it alive again.
+        health.stall();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(daemon.run(shutdown.clone()));
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !health.is_alive() {
+            assert!(tokio::time::Instant::now() < deadline, "the wait for the queues never showed life");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(status(addr, "/healthz").await, 200, "waiting for AWS is alive: a restart would not help");
+        assert_eq!(status(addr, "/readyz").await, 503, "the queues never answered");
+
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
     }
 }

@@ -1,6 +1,6 @@
-//! The telemetry listener: `/metrics` (Prometheus text), `/healthz` (the poller has shown life
-//! recently) and `/readyz` (the intake and dead-letter queues answered and the organization was
-//! read; false while draining).
+//! The telemetry listener: `/metrics` (Prometheus text), `/healthz` (the poller, or before it
+//! the wait for the queues, has shown life recently) and `/readyz` (the intake and dead-letter
+//! queues answered and the organization was read; false while draining).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
