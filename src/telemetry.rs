@@ -52,7 +52,10 @@ pub fn init(config: &TelemetryConfig, env: &HashMap<String, String>) -> anyhow::
             )
             .try_init()?,
         LogFormat::Pretty => {
-            registry.with(tracing_subscriber::fmt::layer().with_target(false).with_filter(log_filter())).try_init()?
+            // Colours only on a terminal: a file or journald would keep the escape codes.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            let layer = tracing_subscriber::fmt::layer().with_target(false).with_ansi(ansi);
+            registry.with(layer.with_filter(log_filter())).try_init()?
         }
     }
     Ok(TelemetryGuard { provider })
