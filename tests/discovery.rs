@@ -127,6 +127,10 @@ async fn discover(clients: &Clients, seed: &Seed, task: Task, name: &str, apply:
 /// The report's rows naming a resource, and their outcomes.
 fn found(outcome: &SweepOutcome) -> (BTreeSet<Row>, BTreeSet<String>) {
     let mut reader = csv::Reader::from_path(&outcome.paths.csv).unwrap();
+    // The columns as README's Discovery section names them, in its order.
+    let columns =
+        ["AccountId", "AccountName", "Resource", "Region", "LockingStatements", "Outcome", "Reason", "ErrorCode", "JobId"];
+    assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), columns);
     let (mut rows, mut outcomes) = (BTreeSet::new(), BTreeSet::new());
     for record in reader.records() {
         let record = record.unwrap();
