@@ -319,3 +319,60 @@ fn make_room(entries: &mut HashMap<SessionKey, Arc<Entry>>, capacity: usize) {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY0";
+    const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKENabcdef0123456789";
+    const ACCESS_KEY_ID: &str = "ASIAROOTSESSION00001";
+
+    /// A session made as `session` makes one, from an AssumeRoot answer with known secrets.
+    fn session() -> (Clients, RootSession) {
+        let sdk = aws_types::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_types::region::Region::new("eu-west-1"))
+            .build();
+        let clients = Clients::new(sdk);
+        let cache = SessionCache::new(&clients, SessionsConfig::default(), 20.0, Duration::from_secs(5), Metrics::new());
+        let expiration = SystemTime::now() + Duration::from_secs(900);
+        let sts_credentials = aws_sdk_sts::types::Credentials::builder()
+            .access_key_id(ACCESS_KEY_ID)
+            .secret_access_key(SECRET_KEY)
+            .session_token(SESSION_TOKEN)
+            .expiration(aws_smithy_types::DateTime::from(expiration))
+            .build()
+            .unwrap();
+        let output = aws_sdk_sts::operation::assume_root::AssumeRootOutput::builder().credentials(sts_credentials).build();
+        let session = cache.session_from("111122223333", Task::S3UnlockBucketPolicy, output).unwrap();
+        (clients, session)
+    }
+
+    fn assert_redacted(what: &str, text: &str) {
+        assert!(!text.contains(SECRET_KEY), "{what} shows the secret key: {text}");
+        assert!(!text.contains(SESSION_TOKEN), "{what} shows the session token: {text}");
+    }
+
+    #[tokio::test]
+    async fn a_root_session_debug_shows_the_access_key_id_and_never_its_secrets() {
+        let (clients, session) = session();
+        // The session does hold the secrets: the test would prove nothing otherwise.
+        assert_eq!(session.credentials.secret_access_key(), SECRET_KEY);
+        assert_eq!(session.credentials.session_token(), Some(SESSION_TOKEN));
+
+        let debug = format!("{session:?}");
+        assert!(debug.contains(ACCESS_KEY_ID), "{debug}");
+        assert!(debug.contains("111122223333") && debug.contains("S3UnlockBucketPolicy"), "{debug}");
+        assert_redacted("RootSession's Debug", &debug);
+        assert_redacted("RootSession's pretty Debug", &format!("{session:#?}"));
+        // The SDK credential type the session holds, and the root clients made from it.
+        assert_redacted("the session's Credentials", &format!("{:?}", session.credentials));
+        assert_redacted("the session's Credentials, pretty", &format!("{:#?}", session.credentials));
+        assert_redacted("the root IAM client", &format!("{:?}", session.iam(&clients)));
+        assert_redacted("the root S3 client", &format!("{:?}", session.s3(&clients, "eu-west-1")));
+        assert_redacted("the root SQS client", &format!("{:?}", session.sqs(&clients, "eu-west-1")));
+        // With its clients made, the session's Debug is still redacted.
+        assert_redacted("RootSession's Debug with clients", &format!("{session:#?}"));
+    }
+}

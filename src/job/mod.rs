@@ -555,6 +555,73 @@ mod tests {
         assert!(Job::parse(&body(&many)).unwrap_err().to_string().contains("approvals: at most 16"));
     }
 
+    /// The problems a body is refused for.
+    fn refused(extra: &str) -> String {
+        match Job::parse(&body(extra)) {
+            Ok(job) => panic!("accepted: {job:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn job_id_is_1_to_128_characters_of_its_alphabet() {
+        let with_id = |id: &str| {
+            format!(r#"{{"version":1,"job_id":"{id}","account_id":"111122223333","task":"IAMAuditRootUserCredentials"}}"#)
+        };
+        let rule = "job_id: must be 1 to 128 characters of A-Za-z0-9._:-";
+        // Every kind of character of the alphabet, up to exactly 128.
+        let alphabet = "ABCXYZabcxyz0189._:-";
+        let longest: String = alphabet.chars().cycle().take(128).collect();
+        assert_eq!(Job::parse(&with_id(&longest)).unwrap().job_id, longest);
+        assert_eq!(Job::parse(&with_id("a")).unwrap().job_id, "a");
+        assert_eq!(Job::parse(&with_id("CHG_1042:unlock-2.b")).unwrap().job_id, "CHG_1042:unlock-2.b");
+        let too_long: String = alphabet.chars().cycle().take(129).collect();
+        for id in [too_long.as_str(), "", "has space", "slash/no", "CHG+1042", "tick\u{e9}t", "a,b"] {
+            let error = Job::parse(&with_id(id)).unwrap_err().to_string();
+            assert!(error.contains(rule), "{id:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn requested_by_and_ticket_are_at_most_256_characters() {
+        for field in ["requested_by", "ticket"] {
+            // Characters, not bytes: 256 two-byte characters are 512 bytes and still allowed.
+            for at_limit in ["x".repeat(256), "\u{e9}".repeat(256)] {
+                let job = Job::parse(&body(&format!(r#","task":"IAMAuditRootUserCredentials","{field}":"{at_limit}""#)));
+                let job = job.unwrap_or_else(|e| panic!("{field} of 256 characters: {e}"));
+                let value = if field == "ticket" { job.ticket } else { job.requested_by };
+                assert_eq!(value.as_deref(), Some(at_limit.as_str()));
+            }
+            for over in ["x".repeat(257), "\u{e9}".repeat(257)] {
+                let error = refused(&format!(r#","task":"IAMAuditRootUserCredentials","{field}":"{over}""#));
+                assert!(error.contains(&format!("{field}: must be at most 256 characters")), "{error}");
+            }
+        }
+    }
+
+    #[test]
+    fn queue_url_and_credentials_are_refused_on_the_tasks_that_do_not_take_them() {
+        let queue_url = r#""queue_url":"https://sqs.eu-west-1.amazonaws.com/111122223333/q""#;
+        for task in Task::ALL.into_iter().filter(|t| *t != Task::SqsUnlockQueuePolicy) {
+            let resource = if task == Task::S3UnlockBucketPolicy { r#","bucket":"b-1""# } else { "" };
+            let error = refused(&format!(r#","task":"{task}"{resource},{queue_url}"#));
+            assert!(error.contains("queue_url: allowed only for SQSUnlockQueuePolicy"), "{task}: {error}");
+        }
+        for task in Task::ALL.into_iter().filter(|t| *t != Task::DeleteRootUserCredentials) {
+            let resource = match task {
+                Task::S3UnlockBucketPolicy => r#","bucket":"b-1""#,
+                Task::SqsUnlockQueuePolicy => r#","queue_url":"https://sqs.eu-west-1.amazonaws.com/111122223333/q""#,
+                _ => "",
+            };
+            let error = refused(&format!(r#","task":"{task}"{resource},"credentials":["password"]"#));
+            assert!(error.contains("credentials: allowed only for IAMDeleteRootUserCredentials"), "{task}: {error}");
+        }
+        // Each on its own task is taken.
+        assert!(Job::parse(&body(&format!(r#","task":"SQSUnlockQueuePolicy",{queue_url}"#))).is_ok());
+        let delete = Job::parse(&body(r#","task":"IAMDeleteRootUserCredentials","credentials":["password","mfa_devices"]"#));
+        assert_eq!(delete.unwrap().target, Target::Credentials(vec![CredentialKind::Password, CredentialKind::MfaDevices]));
+    }
+
     #[test]
     fn salvage_reads_what_it_can() {
         let header = JobHeader::salvage(r#"{"job_id":"j1","task":"S3UnlockBucketPolicy","extra":1}"#);

@@ -203,6 +203,29 @@ mod tests {
     }
 
     #[test]
+    fn remove_statements_names_at_most_100() {
+        let ids = |count: usize| serde_json::to_string(&(0..count).map(|i| format!("Sid{i}")).collect::<Vec<_>>()).unwrap();
+        let job = bucket_job(&format!(r#","bucket":"b-1","remove_statements":{}"#, ids(MAX_REMOVE_STATEMENTS))).unwrap();
+        let Target::Bucket { change: PolicyChange::RemoveStatements(named), .. } = job.target else { panic!("{job:?}") };
+        assert_eq!(named.len(), 100);
+        let error = bucket_job(&format!(r#","bucket":"b-1","remove_statements":{}"#, ids(101))).unwrap_err();
+        assert!(error.contains("remove_statements: 1 to 100 statement ids"), "{error}");
+        // The limit counts what the job names: 101 entries are refused even when some repeat.
+        let repeated = serde_json::to_string(&vec!["DenyAll"; 101]).unwrap();
+        let error = bucket_job(&format!(r#","bucket":"b-1","remove_statements":{repeated}"#)).unwrap_err();
+        assert!(error.contains("remove_statements: 1 to 100 statement ids"), "{error}");
+        let queue = |ids: String| {
+            Job::parse(&format!(
+                r#"{{"version":1,"job_id":"j","account_id":"111122223333","task":"SQSUnlockQueuePolicy",
+                "queue_url":"https://sqs.eu-west-1.amazonaws.com/111122223333/q","remove_statements":{ids}}}"#
+            ))
+            .map_err(|e| e.to_string())
+        };
+        assert!(queue(ids(100)).is_ok());
+        assert!(queue(ids(101)).unwrap_err().contains("remove_statements: 1 to 100 statement ids"));
+    }
+
+    #[test]
     fn a_restore_is_validated_and_refused_when_it_locks_everyone_out() {
         let job = bucket_job(&format!(r#","bucket":"b-1","restore_policy":{TLS_ONLY}"#)).unwrap();
         assert!(matches!(job.target, Target::Bucket { change: PolicyChange::Restore { allow_lockout: false, .. }, .. }));
