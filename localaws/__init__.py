@@ -12,7 +12,7 @@ Modules (one concern each):
     rootuser     the root user's credentials of one account
     awsrequest   what an incoming AWS request is (service, operation, key)
     responses    success and error bodies in each service's wire format
-    organization organization lookups and the patches of moto's Organizations
+    organization organization lookups, account states, and the patches of moto's Organizations
     features     IAM's organization features API (ListOrganizationsFeatures...)
     assume_root  STS AssumeRoot and the root sessions it issues
     scope        what a root session's task policy allows

@@ -1,6 +1,7 @@
 """The /_localaws JSON control endpoints (same port as the AWS APIs).
 
-Tests and the benchmark use them to set root user state, read the AssumeRoot
+Tests and the benchmark use them to set root user state and an account's state in
+its organization (SUSPENDED, CLOSED...), read the AssumeRoot
 log, per-operation call counts and root-session concurrency, inject faults,
 shift the session clock and make buckets and queues in bulk.
 Each handler takes the parsed JSON body and returns (status, JSON object).
@@ -11,13 +12,14 @@ from __future__ import annotations
 import json
 import re
 
-from . import clock, resources, rootuser
+from . import clock, organization, resources, rootuser
 from .faults import FaultSpecError
 from .responses import Reply
 from .state import STATE
 
 PREFIX = "/_localaws/"
 _ACCOUNT_ROOT = re.compile(r"^/_localaws/accounts/(\d{12})/root/?$")
+_ACCOUNT_STATE = re.compile(r"^/_localaws/accounts/(\d{12})/state/?$")
 
 
 def handle(environ: dict, start_response) -> list[bytes]:
@@ -50,6 +52,9 @@ def _route(method: str, path: str, body: dict, environ: dict) -> tuple[int, dict
     match = _ACCOUNT_ROOT.match(path)
     if match:
         return _account_root(method, match.group(1), body)
+    match = _ACCOUNT_STATE.match(path)
+    if match:
+        return _account_state(method, match.group(1), body)
     routes = {
         ("GET", "health"): lambda: (200, {"status": "ok"}),
         ("GET", "assume-root-log"): _get_log,
@@ -84,6 +89,21 @@ def _account_root(method: str, account_id: str, body: dict) -> tuple[int, dict]:
             STATE.root_users[account_id] = user
             return 200, user.to_json()
     return 405, {"error": "use GET or POST"}
+
+
+def _account_state(method: str, account_id: str, body: dict) -> tuple[int, dict]:
+    if method not in ("GET", "POST"):
+        return 405, {"error": "use GET or POST"}
+    account = organization.find_account(account_id)
+    if account is None:
+        return 404, {"error": f"account {account_id} is in no organization (create it first, e.g. with seed)"}
+    if method == "POST":
+        try:
+            state, status = organization.state_from_spec(body)
+        except organization.StateSpecError as err:
+            return 400, {"error": str(err)}
+        account.status, account.state = status, state
+    return 200, organization.state_json(account)
 
 
 def _get_log() -> tuple[int, dict]:
