@@ -1,6 +1,6 @@
 //! The guardrails against the local AWS environment: every check rejects before any root
-//! session is requested (the environment's AssumeRoot log proves it), AssumeRoot calls keep to
-//! the configured rate, and jobs for one account never run at once.
+//! session is requested (the environment's AssumeRoot log proves it), a suspended member's job
+//! too, AssumeRoot calls keep to the configured rate, and jobs for one account never run at once.
 
 mod support;
 
@@ -217,5 +217,39 @@ async fn accounts_under_a_denied_organizational_unit_are_rejected() {
     assert!(by_id("under-unit")["reason"].as_str().unwrap().contains(&unit));
     assert_eq!(by_id("in-root")["outcome"], "succeeded");
     assert_eq!(local.assume_root_calls().len(), 1, "only the allowed account got a root session");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_for_a_suspended_member_is_rejected_before_any_root_session_is_requested() {
+    let local = LocalAws::start();
+    let seed = local.seed(3, 0, 0);
+    let accounts = seed.accounts();
+    let suspended = local.post(&format!("/_localaws/accounts/{}/state", accounts[0]), json!({"state": "SUSPENDED"}));
+    assert_eq!(suspended["status"], "SUSPENDED", "{suspended}");
+    // As Organizations answered before `State` existed: `Status` only.
+    let status_only = json!({"state": null, "status": "SUSPENDED"});
+    local.post(&format!("/_localaws/accounts/{}/state", accounts[1]), status_only);
+    let queues = Queues::new(&local, &seed).await;
+    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+
+    queues.send(&job("suspended", &accounts[0], "IAMAuditRootUserCredentials", json!({}))).await;
+    queues.send(&job("status-only", &accounts[1], "IAMAuditRootUserCredentials", json!({}))).await;
+    let results = queues.results(2, WAIT).await;
+    for (job_id, account) in [("suspended", &accounts[0]), ("status-only", &accounts[1])] {
+        let result = results.iter().find(|r| r["job_id"] == job_id).unwrap();
+        assert_eq!((&result["outcome"], &result["error_code"]), (&json!("rejected"), &json!("policy.membership")), "{result}");
+        assert_eq!(result["reason"], format!("account {account} is not ACTIVE"), "{result}");
+    }
+    assert!(local.assume_root_calls().is_empty(), "no root session was requested");
+    let dead = queues.dead_letters(2, WAIT).await;
+    assert!(dead.iter().all(|(_, outcome, _)| outcome == "rejected"), "{dead:?}");
+
+    // The same daemon acts on the ACTIVE member.
+    queues.send(&job("active", &accounts[2], "IAMAuditRootUserCredentials", json!({}))).await;
+    assert_eq!(queues.results(1, WAIT).await[0]["outcome"], "succeeded");
+    let calls = local.assume_root_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["target_principal"], json!(accounts[2]));
     daemon.stop().await;
 }

@@ -1,7 +1,8 @@
 //! Organization-wide sweeps against the local AWS environment with 500 member accounts in mixed
 //! states: the audit report matches the environment's own root state, a delete sweep with
 //! exclusions changes exactly the chosen credentials of exactly the other accounts, and an
-//! interrupted sweep resumed completes with no account audited twice. Also the `features`
+//! interrupted sweep resumed completes with no account audited twice, and members not ACTIVE
+//! (suspended, closed, closing) are left out with their state as the reason. Also the `features`
 //! status and enable, and their sentences for AWS's refusals.
 
 mod support;
@@ -391,4 +392,47 @@ async fn a_sweep_stopped_by_sigterm_keeps_its_progress_and_exits_incomplete() {
     assert_eq!(exit.code(), Some(75), "incomplete, to be resumed: {rest:?}");
     let state: Value = serde_json::from_slice(&std::fs::read(dir.join("audit.state.json")).unwrap()).unwrap();
     assert_eq!(state["posted"].as_object().unwrap().len(), 5, "the progress was saved: {state}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_targets_only_active_members_and_lists_a_suspended_one_among_the_skipped() {
+    let local = LocalAws::start();
+    let seed = local.seed(6, 0, 0);
+    let accounts = seed.accounts();
+    let clients = clients(&local).await;
+    // One member suspended by AWS, one closed by the organization (State CLOSED, Status SUSPENDED).
+    local.post(&format!("/_localaws/accounts/{}/state", accounts[0]), json!({"state": "SUSPENDED"}));
+    clients.organizations.close_account().account_id(&accounts[1]).send().await.unwrap();
+    // One closing, answered as Organizations did before `State` existed: `Status` only.
+    let status_only = json!({"state": null, "status": "PENDING_CLOSURE"});
+    local.post(&format!("/_localaws/accounts/{}/state", accounts[2]), status_only);
+    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+
+    let report = report_dir("suspended").join("audit");
+    let outcome = sweep::run(&clients, options(&seed, Task::AuditRootUserCredentials, report), CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(outcome.complete, "{:?}", outcome.stopped);
+    let active: BTreeSet<String> = accounts[3..].iter().cloned().collect();
+    assert_eq!((outcome.summary.targets, outcome.summary.succeeded, outcome.posted), (3, 3, 3));
+    assert_eq!(outcome.summary.skipped, 4, "the management account and the three members not ACTIVE");
+    let reported: BTreeSet<String> = csv_rows(&outcome.paths.csv).into_iter().map(|r| r["AccountId"].clone()).collect();
+    assert_eq!(reported, active);
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&outcome.paths.json).unwrap()).unwrap();
+    let skipped: BTreeMap<String, Value> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap().to_owned(), s.clone()))
+        .collect();
+    assert_eq!(skipped[&accounts[0]], json!({"id": accounts[0], "name": "member-0001", "reason": "SUSPENDED"}));
+    assert_eq!(skipped[&accounts[1]]["reason"], "CLOSED", "the State, which replaced the Status");
+    assert_eq!(skipped[&accounts[2]]["reason"], "PENDING_CLOSURE");
+    assert_eq!(skipped[MANAGEMENT_ACCOUNT]["reason"], "management account");
+
+    let targeted: BTreeSet<String> =
+        local.assume_root_calls().iter().map(|c| c["target_principal"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(targeted, active, "no root session for an account that is not ACTIVE");
+    daemon.stop().await;
 }
