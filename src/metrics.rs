@@ -164,13 +164,14 @@ impl Metrics {
         use crate::outcome::Outcome;
         let outcomes = [Outcome::Succeeded, Outcome::NoChange, Outcome::DryRun, Outcome::Rejected, Outcome::Failed];
         let tasks = Task::ALL.map(Task::as_str);
+        // `unknown`: a message that names no task, the first rejection a broken producer causes.
         for task in tasks.iter().chain(std::iter::once(&"unknown")) {
             for outcome in outcomes {
                 self.jobs_completed.with_label_values(&[task, outcome.as_str()]);
             }
+            self.job_duration.with_label_values(&[task]);
         }
         for task in tasks {
-            self.job_duration.with_label_values(&[task]);
             for result in ["ok", "throttled", "error"] {
                 self.assume_root_requests.with_label_values(&[task, result]);
             }
@@ -260,6 +261,21 @@ mod tests {
             "rootwarden_build_info",
         ] {
             assert!(text.contains(&format!("\n{name}")), "{name} missing");
+        }
+    }
+
+    #[test]
+    fn every_task_label_of_the_completed_jobs_has_a_duration_at_zero() {
+        let text = Metrics::new().render();
+        let tasks: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("rootwarden_jobs_completed_total{"))
+            .filter_map(|rest| rest.split("task=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(tasks.len(), 30, "six task labels (the five tasks and unknown), five outcomes each: {text}");
+        for task in tasks {
+            let count = format!("rootwarden_job_duration_seconds_count{{task=\"{task}\"}} 0");
+            assert!(text.contains(&count), "{count} missing: {text}");
         }
     }
 

@@ -315,3 +315,170 @@ async fn every_dashboard_panel_has_data_from_a_live_daemon() {
     drop(prometheus);
     daemon.stop().await;
 }
+
+/// One sample of a Prometheus text exposition: its name, labels and value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: std::collections::BTreeMap<String, String>,
+    value: f64,
+}
+
+/// The samples of an exposition (label values here hold no escaped quotes or commas).
+fn samples(exposition: &str) -> Vec<Sample> {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, rest.strip_suffix('}').unwrap_or_else(|| panic!("not a sample: {line}"))),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split(',')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=').unwrap_or_else(|| panic!("not a label: {pair} in {line}"));
+                    (key.to_owned(), value.trim_matches('"').to_owned())
+                })
+                .collect();
+            Sample { name: name.to_owned(), labels, value: value.parse().unwrap_or_else(|_| panic!("not a value: {line}")) }
+        })
+        .collect()
+}
+
+/// README, *Operations* (Metrics): "Label values are bounded sets, created at zero at start-up so
+/// the first failure shows in `rate()`". Read from a daemon's /metrics before any job: every
+/// bounded label set of the counters and of the job duration histogram is there at 0, with the
+/// label names the README gives each family; then a first rejection moves a series that was
+/// already there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bounded_label_set_is_at_zero_before_the_first_job() {
+    let local = LocalAws::start();
+    let seed = local.seed(1, 0, 0);
+    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+    let scrape =
+        || blocking(|| ureq::get(format!("http://{}/metrics", daemon.addr)).call().unwrap().body_mut().read_to_string().unwrap());
+    let exposition = scrape();
+    let samples = samples(&exposition);
+
+    // The label names of each family, as the README lists them.
+    let label_names: &[(&str, &[&str])] = &[
+        ("rootwarden_jobs_completed_total", &["task", "outcome"]),
+        ("rootwarden_job_duration_seconds", &["task"]),
+        ("rootwarden_assume_root_requests_total", &["task", "result"]),
+        ("rootwarden_aws_errors_total", &["service", "operation", "code"]),
+        ("rootwarden_messages_dead_lettered_total", &["outcome"]),
+        ("rootwarden_queue_messages", &["queue", "state"]),
+        ("rootwarden_root_credentials_present", &["account_id", "credential"]),
+        ("rootwarden_locked_resources", &["task", "account_id"]),
+        ("rootwarden_jobs_rejected_total", &["check"]),
+        ("rootwarden_build_info", &["version"]),
+    ];
+    for sample in &samples {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| sample.name.strip_suffix(suffix).filter(|f| *f == "rootwarden_job_duration_seconds"))
+            .unwrap_or(&sample.name);
+        let expected: BTreeSet<&str> = label_names
+            .iter()
+            .find(|(name, _)| *name == family)
+            .map(|(_, labels)| labels.iter().copied())
+            .into_iter()
+            .flatten()
+            .chain(sample.name.ends_with("_bucket").then_some("le"))
+            .collect();
+        let labels: BTreeSet<&str> = sample.labels.keys().map(String::as_str).collect();
+        assert_eq!(labels, expected, "the label names of {family} are not those README lists: {sample:?}");
+    }
+
+    let value = |name: &str, labels: &[(&str, &str)]| -> Option<f64> {
+        samples
+            .iter()
+            .find(|s| {
+                s.name == name
+                    && s.labels.len() == labels.len()
+                    && labels.iter().all(|(key, value)| s.labels.get(*key).map(String::as_str) == Some(*value))
+            })
+            .map(|s| s.value)
+    };
+    let mut missing = Vec::new();
+    let mut expect_zero = |name: &str, labels: &[(&str, &str)]| match value(name, labels) {
+        Some(0.0) => {}
+        other => missing.push(format!("{name}{labels:?}: {other:?}")),
+    };
+    let tasks = [
+        "IAMAuditRootUserCredentials",
+        "IAMDeleteRootUserCredentials",
+        "IAMCreateRootUserPassword",
+        "S3UnlockBucketPolicy",
+        "SQSUnlockQueuePolicy",
+    ];
+    // A message that names no task is counted under task "unknown".
+    for task in tasks.iter().chain(&["unknown"]) {
+        for outcome in ["succeeded", "no_change", "dry_run", "rejected", "failed"] {
+            expect_zero("rootwarden_jobs_completed_total", &[("task", task), ("outcome", outcome)]);
+        }
+        expect_zero("rootwarden_job_duration_seconds_count", &[("task", task)]);
+        expect_zero("rootwarden_job_duration_seconds_sum", &[("task", task)]);
+    }
+    for task in tasks {
+        for result in ["ok", "throttled", "error"] {
+            expect_zero("rootwarden_assume_root_requests_total", &[("task", task), ("result", result)]);
+        }
+    }
+    for outcome in ["rejected", "failed"] {
+        expect_zero("rootwarden_messages_dead_lettered_total", &[("outcome", outcome)]);
+    }
+    // The README's rejection codes, and `other` for an unknown one.
+    for check in [
+        "job.malformed",
+        "job.invalid",
+        "policy.sender",
+        "policy.freshness",
+        "policy.task",
+        "policy.feature",
+        "policy.account",
+        "policy.organizational_unit",
+        "policy.membership",
+        "policy.organization",
+        "policy.ticket",
+        "policy.approval",
+        "other",
+    ] {
+        expect_zero("rootwarden_jobs_rejected_total", &[("check", check)]);
+    }
+    for name in [
+        "rootwarden_jobs_received_total",
+        "rootwarden_jobs_in_flight",
+        "rootwarden_assume_root_duration_seconds_count",
+        "rootwarden_session_cache_hits_total",
+        "rootwarden_session_cache_misses_total",
+        "rootwarden_session_cache_entries",
+        "rootwarden_messages_deleted_total",
+        "rootwarden_visibility_extensions_total",
+        "rootwarden_delete_failures_total",
+    ] {
+        expect_zero(name, &[]);
+    }
+    assert!(missing.is_empty(), "not at zero before the first job:\n{}\n\n{exposition}", missing.join("\n"));
+    assert_eq!(value("rootwarden_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));
+
+    // The first failure moves a series that was there at zero.
+    let queues = Queues::new(&local, &seed).await;
+    queues.send("{\"version\": 1, \"job_id\": \"zero-malformed\"").await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!(result["outcome"], "rejected", "{result}");
+    let after = self::samples(&scrape());
+    let after = |name: &str, labels: &[(&str, &str)]| {
+        after
+            .iter()
+            .find(|s| s.name == name && labels.iter().all(|(key, value)| s.labels.get(*key).map(String::as_str) == Some(*value)))
+            .map(|s| s.value)
+    };
+    assert_eq!(after("rootwarden_jobs_completed_total", &[("task", "unknown"), ("outcome", "rejected")]), Some(1.0));
+    assert_eq!(after("rootwarden_jobs_rejected_total", &[("check", "job.malformed")]), Some(1.0));
+    assert_eq!(after("rootwarden_job_duration_seconds_count", &[("task", "unknown")]), Some(1.0));
+    daemon.stop().await;
+}
