@@ -1,8 +1,9 @@
 //! FIFO queues end to end (intake, dead-letter and results queues all FIFO): each outcome kind,
-//! a retry with backoff, `submit` and a sweep posting with groups and deduplication ids; and the
-//! README's scaling recipe with three replicas: one SIGKILLed with jobs in flight, the others
-//! finish everything, and with a FIFO intake no two jobs of one account ever run at once across
-//! the replicas (the local environment counts each account's root-session calls in flight).
+//! a retry with backoff, `submit` and a sweep posting with groups and deduplication ids; the
+//! groups and deduplication ids of results and dead letters; and the README's scaling recipe
+//! with three replicas: one SIGKILLed with jobs in flight, the others finish everything, and
+//! with a FIFO intake no two jobs of one account ever run at once across the replicas (the
+//! local environment counts each account's root-session calls in flight).
 
 mod support;
 
@@ -87,56 +88,102 @@ async fn every_outcome_and_a_retry_through_fifo_queues() {
     assert_eq!(queues.intake_depth().await, (0, 0));
 }
 
+/// A message received from a FIFO queue: its body and the FIFO system attributes SQS reports.
+struct FifoMessage {
+    body: String,
+    group_id: String,
+    deduplication_id: String,
+}
+
+/// Receives (and deletes) `count` messages from a FIFO queue with their group and deduplication
+/// ids, as SQS reports them to a receiver that asks (`MessageSystemAttributeNames`).
+async fn receive_fifo(sqs: &aws_sdk_sqs::Client, url: &str, count: usize) -> Vec<FifoMessage> {
+    let mut messages = Vec::new();
+    let start = std::time::Instant::now();
+    while messages.len() < count {
+        assert!(start.elapsed() < WAIT, "{url}: only {} of {count} messages", messages.len());
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageDeduplicationId)
+            .send()
+            .await
+            .unwrap();
+        for message in received.messages.unwrap_or_default() {
+            sqs.delete_message().queue_url(url).receipt_handle(message.receipt_handle().unwrap()).send().await.unwrap();
+            let attributes = message.attributes().unwrap();
+            messages.push(FifoMessage {
+                body: message.body().unwrap_or_default().to_owned(),
+                group_id: attributes[&MessageSystemAttributeName::MessageGroupId].clone(),
+                deduplication_id: attributes[&MessageSystemAttributeName::MessageDeduplicationId].clone(),
+            });
+        }
+    }
+    messages
+}
+
+/// A message's key: its job id when the body is a job or a result that has one, else the body.
+fn key(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["job_id"].as_str().map(str::to_owned))
+        .unwrap_or(body.to_owned())
+}
+
+/// README (FIFO queues): every send to a FIFO queue carries a message group (a dead letter keeps
+/// the original message's, a result's is its account or `rootwarden-no-account`) and, as its
+/// deduplication id, the intake message id, so a send repeated after a crash is dropped by SQS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn results_and_dead_letters_keep_the_account_as_their_message_group() {
+async fn results_and_dead_letters_carry_their_group_and_the_intake_message_id_as_deduplication_id() {
     let local = LocalAws::start();
     let seed = local.seed_with(2, 0, 0, &["--fifo"]);
     let account = seed.accounts()[0].clone();
     let queues = Queues::new(&local, &seed).await;
     let daemon = RunningDaemon::start(config(&local, &seed)).await;
-    queues.send(&job("grouped", &account, "IAMAuditRootUserCredentials", json!({}))).await;
-    queues.send(&job("invalid", &account, "IAMAuditRootUserCredentials", json!({"bucket": "nope"}))).await;
+    // job id or body -> the intake message id SQS gave it.
+    let mut intake_ids = BTreeMap::new();
+    let grouped = job("grouped", &account, "IAMAuditRootUserCredentials", json!({}));
+    intake_ids.insert("grouped".to_owned(), queues.send(&grouped).await);
+    let invalid = job("invalid", &account, "IAMAuditRootUserCredentials", json!({"bucket": "nope"}));
+    intake_ids.insert("invalid".to_owned(), queues.send(&invalid).await);
     // Posted in message group `none` (see Queues::send): it names no account.
-    queues.send("not a job").await;
-    // body or job id -> message group, for each queue.
-    let groups = |queue: &'static str, count: usize| {
-        let (sqs, url) = (queues.sqs.clone(), seed.queue(queue));
-        async move {
-            let mut groups = BTreeMap::new();
-            let start = std::time::Instant::now();
-            while groups.len() < count {
-                assert!(start.elapsed() < WAIT, "{queue}: only {groups:?}");
-                let received = sqs
-                    .receive_message()
-                    .queue_url(&url)
-                    .max_number_of_messages(10)
-                    .wait_time_seconds(1)
-                    .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
-                    .send()
-                    .await
-                    .unwrap();
-                for message in received.messages.unwrap_or_default() {
-                    let body = message.body().unwrap_or_default().to_owned();
-                    let key = serde_json::from_str::<Value>(&body)
-                        .ok()
-                        .and_then(|v| v["job_id"].as_str().map(str::to_owned))
-                        .unwrap_or(body);
-                    let group = message.attributes().unwrap()[&MessageSystemAttributeName::MessageGroupId].clone();
-                    sqs.delete_message().queue_url(&url).receipt_handle(message.receipt_handle().unwrap()).send().await.unwrap();
-                    groups.insert(key, group);
-                }
-            }
-            groups
-        }
-    };
-    let results = groups("results", 3).await;
-    assert_eq!(results["grouped"], account);
-    assert_eq!(results["invalid"], account);
-    let unnamed = results.iter().find(|(key, _)| key.contains("not a v1 job")).expect("the salvaged result");
-    assert_eq!(unnamed.1, "rootwarden-no-account", "a result naming no account: {results:?}");
-    let dead = groups("dead_letter", 2).await;
-    assert_eq!(dead["invalid"], account);
-    assert_eq!(dead["not a job"], "none", "a dead letter keeps the message's own group");
+    intake_ids.insert("not a job".to_owned(), queues.send("not a job").await);
+
+    let results = receive_fifo(&queues.sqs, &seed.queue("results"), 3).await;
+    let results: BTreeMap<String, (Value, FifoMessage)> = results
+        .into_iter()
+        .map(|m| {
+            let result: Value = serde_json::from_str(&m.body).unwrap();
+            let key = result["job_id"].as_str().unwrap_or("not a job").to_owned();
+            (key, (result, m))
+        })
+        .collect();
+    assert_eq!(results.keys().collect::<Vec<_>>(), ["grouped", "invalid", "not a job"], "one result each");
+    assert_eq!(results["grouped"].1.group_id, account);
+    assert_eq!(results["invalid"].1.group_id, account);
+    let (salvaged, unnamed) = &results["not a job"];
+    assert!(salvaged["reason"].as_str().unwrap().contains("not a v1 job"), "{salvaged}");
+    assert_eq!(unnamed.group_id, "rootwarden-no-account", "a result naming no account");
+    for (key, (result, message)) in &results {
+        assert_eq!(result["message_id"], intake_ids[key].as_str(), "{key}: the result names its intake message");
+        assert_eq!(message.deduplication_id, intake_ids[key], "{key}: a result is deduplicated by its intake message id");
+    }
+
+    let dead: BTreeMap<String, FifoMessage> = receive_fifo(&queues.sqs, &seed.queue("dead_letter"), 2)
+        .await
+        .into_iter()
+        .map(|m| (key(&m.body), m))
+        .collect();
+    assert_eq!(dead.keys().collect::<Vec<_>>(), ["invalid", "not a job"]);
+    assert_eq!(dead["invalid"].group_id, account);
+    assert_eq!(dead["not a job"].group_id, "none", "a dead letter keeps the message's own group");
+    assert_eq!(dead["invalid"].body, invalid, "the original body");
+    for (key, message) in &dead {
+        assert_eq!(message.deduplication_id, intake_ids[key], "{key}: a dead letter is deduplicated by its intake message id");
+    }
     daemon.stop().await;
 }
 
