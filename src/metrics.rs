@@ -2,7 +2,7 @@
 //! rely on (names are a contract, see DESIGN.md), and the text exposition.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
@@ -52,6 +52,10 @@ pub struct Metrics {
     pub root_credentials_present: IntGaugeVec,
     /// Resources the last discovery of an account left locked, by unlock task and account.
     pub locked_resources: IntGaugeVec,
+    /// When this instance last audited (or, for the unlock tasks, discovered) an account: each
+    /// replica keeps the last per-account values it observed, so queries across replicas keep
+    /// the latest observation of each account by this time. See [`Metrics::observed`].
+    pub account_observed: GaugeVec,
     /// Constant 1, labelled with the version.
     pub build_info: IntGaugeVec,
 }
@@ -149,6 +153,16 @@ impl Metrics {
                  (found by a dry run; found and not unlocked by an applied one).",
                 &["task", "account_id"],
             ),
+            account_observed: {
+                let opts = Opts::new(
+                    "rootwarden_account_observed_timestamp_seconds",
+                    "When this instance last audited (IAMAuditRootUserCredentials) or discovered (the unlock tasks) \
+                     the account, Unix time: across replicas, the latest observation of an account is its state.",
+                );
+                let metric = GaugeVec::new(opts, &["task", "account_id"]).expect("valid metric");
+                registry.register(Box::new(metric.clone())).expect("unique metric");
+                metric
+            },
             build_info: gauge_vec("rootwarden_build_info", "Build information; always 1.", &["version"]),
             registry,
         };
@@ -182,6 +196,13 @@ impl Metrics {
         for check in REJECTION_CHECKS.iter().chain(std::iter::once(&"other")) {
             self.jobs_rejected.with_label_values(&[check]);
         }
+    }
+
+    /// Records that this instance observed `account` for `task` now (an audit's posture, a
+    /// discovery's locked resources), with the values it sets beside this call.
+    pub fn observed(&self, task: &str, account: &str) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.account_observed.with_label_values(&[task, account]).set(now.as_secs_f64());
     }
 
     /// The Prometheus text exposition of every family.
@@ -239,6 +260,7 @@ mod tests {
         metrics.queue_messages.with_label_values(&["intake", "visible"]).set(3);
         metrics.root_credentials_present.with_label_values(&["111122223333", "password"]).set(1);
         metrics.locked_resources.with_label_values(&["S3UnlockBucketPolicy", "111122223333"]).set(2);
+        metrics.observed("S3UnlockBucketPolicy", "111122223333");
         let text = metrics.render();
         for name in [
             "rootwarden_jobs_received_total",
@@ -258,6 +280,7 @@ mod tests {
             "rootwarden_queue_messages",
             "rootwarden_root_credentials_present",
             "rootwarden_locked_resources",
+            "rootwarden_account_observed_timestamp_seconds",
             "rootwarden_build_info",
         ] {
             assert!(text.contains(&format!("\n{name}")), "{name} missing");

@@ -112,7 +112,7 @@ pub async fn run(account_id: &str, context: TaskContext<'_>) -> Result<TaskRepor
 }
 
 /// Sets `rootwarden_root_credentials_present` from audit findings, so the organization's
-/// root-credential posture is a dashboard panel.
+/// root-credential posture is a dashboard panel, and when it was observed.
 pub fn publish_posture(metrics: &Metrics, account_id: &str, findings: &Value) {
     let non_empty = |key: &str| findings[key].as_array().is_some_and(|list| !list.is_empty());
     let present = [
@@ -124,4 +124,5 @@ pub fn publish_posture(metrics: &Metrics, account_id: &str, findings: &Value) {
     for (credential, is_present) in present {
         metrics.root_credentials_present.with_label_values(&[account_id, credential]).set(i64::from(is_present));
     }
+    metrics.observed(crate::job::Task::AuditRootUserCredentials.as_str(), account_id);
 }

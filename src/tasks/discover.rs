@@ -88,6 +88,7 @@ pub(super) async fn run(
     }
     let left_locked = tally.found - tally.unlocked;
     context.metrics.locked_resources.with_label_values(&[task.as_str(), account]).set(left_locked as i64);
+    context.metrics.observed(task.as_str(), account);
     let reason = tally.shortfall(errors.len(), context.dry_run);
     let findings = json!({
         "discover": true,
