@@ -148,7 +148,8 @@ async fn trusted_access(clients: &Clients, metrics: &Metrics) -> Result<bool, Fe
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
             let error = AwsCallError::from_sdk("organizations", "ListAWSServiceAccessForOrganization", e);
-            metrics.aws_errors.with_label_values(&["organizations", "ListAWSServiceAccessForOrganization", "error"]).inc();
+            let code = crate::aws::metric_code(&error.code);
+            metrics.aws_errors.with_label_values(&["organizations", "ListAWSServiceAccessForOrganization", code]).inc();
             FeaturesError::from(error)
         })?;
         if page.enabled_service_principals().iter().any(|p| p.service_principal() == Some(IAM_PRINCIPAL)) {

@@ -155,10 +155,11 @@ impl<T: Clone> Fresh<T> {
 }
 
 /// Membership of one account, as Organizations reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Membership {
     Active,
-    NotActive,
+    /// In the organization in another state (`SUSPENDED`, `CLOSED`, `PENDING_CLOSURE`…).
+    NotActive(String),
     NotMember,
 }
 
@@ -206,7 +207,9 @@ impl Organization {
         }
         match self.membership(&job.account_id).await? {
             Membership::Active => self.check_units(&job.account_id, &policy.denied_organizational_units).await,
-            Membership::NotActive => Err(reject("policy.membership", format!("account {} is not ACTIVE", job.account_id))),
+            Membership::NotActive(state) => {
+                Err(reject("policy.membership", format!("account {} is {state}, not ACTIVE", job.account_id)))
+            }
             Membership::NotMember => {
                 Err(reject("policy.membership", format!("account {} is not a member of the organization", job.account_id)))
             }
@@ -289,17 +292,20 @@ impl Organization {
         }
         let request = self.clients.organizations.describe_account().account_id(account_id).send();
         let membership = match aws::call(&self.metrics, "organizations", "DescribeAccount", request).await {
-            Ok(output) => output.account().map_or(Membership::NotActive, membership_of),
+            Ok(output) => output.account().map_or(Membership::NotMember, membership_of),
             Err(error) if error.is(&["AccountNotFoundException"]) => Membership::NotMember,
             Err(error) => return Err(organization_error(error)),
         };
-        self.accounts.lock().expect("org lock").insert(account_id.to_owned(), (membership, Instant::now()));
+        self.accounts.lock().expect("org lock").insert(account_id.to_owned(), (membership.clone(), Instant::now()));
         Ok(membership)
     }
 
     fn cached_membership(&self, account_id: &str) -> Option<Membership> {
         let accounts = self.accounts.lock().expect("org lock");
-        accounts.get(account_id).filter(|(_, at)| at.elapsed() < ORGANIZATION_TTL).map(|(membership, _)| *membership)
+        accounts
+            .get(account_id)
+            .filter(|(_, at)| at.elapsed() < ORGANIZATION_TTL)
+            .map(|(membership, _)| membership.clone())
     }
 
     /// Reads every account of the organization, unless another job did so within the TTL.
@@ -311,7 +317,8 @@ impl Organization {
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(|error| {
                         let error = AwsCallError::from_sdk("organizations", "ListAccounts", error);
-                        self.metrics.aws_errors.with_label_values(&["organizations", "ListAccounts", &error.code]).inc();
+                        let code = crate::aws::metric_code(&error.code);
+                        self.metrics.aws_errors.with_label_values(&["organizations", "ListAccounts", code]).inc();
                         organization_error(error)
                     })?;
                     for account in page.accounts() {
@@ -331,7 +338,11 @@ impl Organization {
 fn membership_of(account: &aws_sdk_organizations::types::Account) -> Membership {
     let state = account.state().map(|s| s.as_str().to_owned());
     let status = account.status().map(|s| s.as_str().to_owned());
-    if state.as_deref().or(status.as_deref()) == Some("ACTIVE") { Membership::Active } else { Membership::NotActive }
+    match state.or(status) {
+        Some(state) if state == "ACTIVE" => Membership::Active,
+        Some(state) => Membership::NotActive(state),
+        None => Membership::NotActive("in no known state".to_owned()),
+    }
 }
 
 /// A permanent error reading the organization (no organization, not the management account or

@@ -239,7 +239,7 @@ async fn a_job_for_a_suspended_member_is_rejected_before_any_root_session_is_req
     for (job_id, account) in [("suspended", &accounts[0]), ("status-only", &accounts[1])] {
         let result = results.iter().find(|r| r["job_id"] == job_id).unwrap();
         assert_eq!((&result["outcome"], &result["error_code"]), (&json!("rejected"), &json!("policy.membership")), "{result}");
-        assert_eq!(result["reason"], format!("account {account} is not ACTIVE"), "{result}");
+        assert_eq!(result["reason"], format!("account {account} is SUSPENDED, not ACTIVE"), "{result}");
     }
     assert!(local.assume_root_calls().is_empty(), "no root session was requested");
     let dead = queues.dead_letters(2, WAIT).await;

@@ -168,7 +168,7 @@ where
 }
 
 /// Keeps the `code` label a bounded set: AWS codes are identifiers, anything else is `Other`.
-fn metric_code(code: &str) -> &str {
+pub fn metric_code(code: &str) -> &str {
     if code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_') { code } else { "Other" }
 }
 
