@@ -141,7 +141,7 @@ async fn a_sweep_where_an_account_failed_exits_1() {
     let run = sweep(&dir, "IAMAuditRootUserCredentials", "audit", &[]).await;
     assert_eq!(run.status, Some(1), "{run:?}");
     assert_eq!(summary(&run), (1, 0));
-    assert!(run.stderr.contains("1 accounts failed or were rejected; see the report"), "{run:?}");
+    assert!(run.stderr.contains("1 account failed or was rejected; see the report"), "{run:?}");
     assert!(!run.stderr.contains("resume it"), "every account has a result: {run:?}");
     let outcomes = report_outcomes(&dir, "audit");
     assert_eq!(outcomes.len(), 3, "{outcomes:?}");
@@ -167,7 +167,7 @@ async fn a_sweep_where_an_account_was_rejected_exits_1() {
     let run = sweep(&dir, "IAMAuditRootUserCredentials", "audit", &[]).await;
     assert_eq!(run.status, Some(1), "{run:?}");
     assert_eq!(summary(&run), (1, 0));
-    assert!(run.stderr.contains("1 accounts failed or were rejected; see the report"), "{run:?}");
+    assert!(run.stderr.contains("1 account failed or was rejected; see the report"), "{run:?}");
     let outcomes = report_outcomes(&dir, "audit");
     assert_eq!(outcomes[&accounts[0]], "rejected", "{outcomes:?}");
     assert!(accounts[1..].iter().all(|a| outcomes[a] == "succeeded"), "{outcomes:?}");

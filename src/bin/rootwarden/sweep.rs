@@ -221,7 +221,9 @@ pub(crate) async fn sweep(config: Config, mut options: rootwarden::sweep::SweepO
                 );
                 ExitCode::from(exit::INCOMPLETE)
             } else if outcome.summary.failed > 0 {
-                eprintln!("rootwarden: {} accounts failed or were rejected; see the report", outcome.summary.failed);
+                let failed = outcome.summary.failed;
+                let (accounts, were) = if failed == 1 { ("account", "was") } else { ("accounts", "were") };
+                eprintln!("rootwarden: {failed} {accounts} failed or {were} rejected; see the report");
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
