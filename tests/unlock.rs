@@ -180,57 +180,59 @@ async fn a_precise_queue_unlock_removes_only_the_named_statements() {
     daemon.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_queue_is_unlocked_in_the_region_its_url_names_without_a_region_field() {
+/// A member account whose only bucket or queue is in eu-west-1 (the daemon's region is
+/// us-east-1), and a daemon: `resource` makes the `/_localaws/resources` body for the account.
+async fn far_from_the_daemon(resource: impl FnOnce(&str) -> Value) -> (LocalAws, String, Queues, RunningDaemon) {
     let local = LocalAws::start();
     let seed = local.seed(2, 0, 0);
     let account = seed.accounts()[0].clone();
-    let arn = format!("arn:aws:sqs:eu-west-1:{account}:far-queue");
-    let policy = queue_policy(&arn);
-    let queue = json!({"account_id": account, "name": "far-queue", "region": "eu-west-1", "policy": policy.to_string()});
-    local.post("/_localaws/resources", json!({"queues": [queue]}));
+    local.post("/_localaws/resources", resource(&account));
     let queues = Queues::new(&local, &seed).await;
     let daemon = RunningDaemon::start(config(&local, &seed)).await;
+    (local, account, queues, daemon)
+}
+
+/// A result's outcome and the region its findings say the change was made in.
+fn outcome_and_region(result: &Value) -> (Option<&str>, Option<&str>) {
+    (result["outcome"].as_str(), result["findings"]["region"].as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_is_unlocked_in_the_region_its_url_names_without_a_region_field() {
+    let policy = |account: &str| queue_policy(&format!("arn:aws:sqs:eu-west-1:{account}:far-queue"));
+    let (local, account, queues, daemon) = far_from_the_daemon(|account| {
+        json!({"queues": [{"account_id": account, "name": "far-queue", "region": "eu-west-1", "policy": policy(account).to_string()}]})
+    })
+    .await;
 
     // The URL as AWS writes it names the queue's region; the daemon's own is us-east-1.
     let url = format!("https://sqs.eu-west-1.amazonaws.com/{account}/far-queue");
     let remove = json!({"queue_url": url, "remove_statements": ["OnlyFromOrg"]});
     queues.send(&job("far-q", &account, "SQSUnlockQueuePolicy", remove)).await;
     let result = queues.results(1, WAIT).await.remove(0);
-    assert_eq!(
-        (result["outcome"].as_str(), result["findings"]["region"].as_str()),
-        (Some("succeeded"), Some("eu-west-1")),
-        "{result}"
-    );
+    assert_eq!(outcome_and_region(&result), (Some("succeeded"), Some("eu-west-1")), "{result}");
     let member = member_clients(&local, &account).await;
     let config = aws_sdk_sqs::config::Builder::from(&member.sdk).region(aws_sdk_sqs::config::Region::new("eu-west-1"));
     let sqs = aws_sdk_sqs::Client::from_conf(config.build());
     let local_url = sqs.get_queue_url().queue_name("far-queue").send().await.unwrap().queue_url.unwrap();
-    assert_eq!(queue_policy_now(&sqs, &local_url).await, Some(without(&policy, &[2])));
+    assert_eq!(queue_policy_now(&sqs, &local_url).await, Some(without(&policy(&account), &[2])));
     daemon.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_in_another_region_is_unlocked_where_s3_says_it_is() {
-    let local = LocalAws::start();
-    let seed = local.seed(2, 0, 0);
-    let account = seed.accounts()[0].clone();
     let bucket = format!("far-{:x}", rand_id() as u32);
     let policy = bucket_policy(&bucket);
-    let made = json!({"account_id": account, "name": bucket, "region": "eu-west-1", "policy": policy.to_string()});
-    local.post("/_localaws/resources", json!({"buckets": [made]}));
-    let queues = Queues::new(&local, &seed).await;
-    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+    let (local, account, queues, daemon) = far_from_the_daemon(|account| {
+        json!({"buckets": [{"account_id": account, "name": bucket, "region": "eu-west-1", "policy": policy.to_string()}]})
+    })
+    .await;
 
     // No region in the job: the daemon's is us-east-1, and S3 answers 301 with the bucket's.
     let remove = json!({"bucket": bucket, "remove_statements": ["OnlyThroughVpce"]});
     queues.send(&job("far-b", &account, "S3UnlockBucketPolicy", remove)).await;
     let result = queues.results(1, WAIT).await.remove(0);
-    assert_eq!(
-        (result["outcome"].as_str(), result["findings"]["region"].as_str()),
-        (Some("succeeded"), Some("eu-west-1")),
-        "{result}"
-    );
+    assert_eq!(outcome_and_region(&result), (Some("succeeded"), Some("eu-west-1")), "{result}");
     let member = member_clients(&local, &account).await;
     let config = aws_sdk_s3::config::Builder::from(&member.sdk)
         .force_path_style(true)
@@ -242,11 +244,7 @@ async fn a_bucket_in_another_region_is_unlocked_where_s3_says_it_is() {
     let wrong = json!({"bucket": bucket, "region": "ap-south-1", "dry_run": true});
     queues.send(&job("far-b-wrong", &account, "S3UnlockBucketPolicy", wrong)).await;
     let result = queues.results(1, WAIT).await.remove(0);
-    assert_eq!(
-        (result["outcome"].as_str(), result["findings"]["region"].as_str()),
-        (Some("dry_run"), Some("eu-west-1")),
-        "{result}"
-    );
+    assert_eq!(outcome_and_region(&result), (Some("dry_run"), Some("eu-west-1")), "{result}");
     daemon.stop().await;
 }
 
