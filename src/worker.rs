@@ -14,7 +14,7 @@ use crate::ack::{Acknowledger, Disposal};
 use crate::aws::{AwsCallError, Clients, ErrorClass};
 use crate::config::{Config, PolicyConfig};
 use crate::events;
-use crate::intake::Received;
+use crate::intake::{GroupTurn, Received};
 use crate::job::{Job, JobError, JobHeader};
 use crate::metrics::Metrics;
 use crate::outcome::{Delivery, Ending, JobFacts, JobResult};
@@ -54,6 +54,9 @@ enum Decision {
     Retry { code: String, reason: String },
     /// Shutdown cut the job short: the message is made visible at once.
     Released,
+    /// A message before it in its FIFO group (received in the same batch) was handed back: this
+    /// one did not run and is made visible at once, to come back after that one.
+    HeldBack,
 }
 
 /// What is known of the job: a valid job, or what could be salvaged of an invalid message.
@@ -104,12 +107,42 @@ pub async fn handle(message: Received, worker: OwnedSemaphorePermit, context: Ar
     );
     crate::telemetry::link_parent(&span, message.traceparent());
     async {
-        let decision = with_heartbeat(decide(&message, &context), &message, &context).await;
-        settle(decision, &message, worker, &context, started_at, started).await;
+        let mut turn = TurnGuard { turn: message.turn.as_ref(), ended: false };
+        let (mut started_at, mut started) = (started_at, started);
+        // FIFO order: a message received with earlier ones of its group runs once they have
+        // ended (its visibility extended meanwhile), and never after one was handed back.
+        let work = async {
+            if let Some(turn) = &message.turn
+                && !turn.wait().await
+            {
+                return Decision::HeldBack;
+            }
+            (started_at, started) = (SystemTime::now(), Instant::now());
+            decide(&message, &context).await
+        };
+        let decision = with_heartbeat(work, &message, &context).await;
+        turn.ended = settle(decision, &message, worker, &context, started_at, started).await;
     }
     .instrument(span)
     .await;
     context.metrics.jobs_in_flight.dec();
+}
+
+/// Passes the turn of a FIFO group's batch on when the job is over: to the next message when it
+/// ended, else (backed off, released, or its task panicked) the later messages are handed back.
+struct TurnGuard<'a> {
+    turn: Option<&'a GroupTurn>,
+    ended: bool,
+}
+
+impl Drop for TurnGuard<'_> {
+    fn drop(&mut self) {
+        match self.turn {
+            Some(turn) if self.ended => turn.ended(),
+            Some(turn) => turn.handed_back(),
+            None => {}
+        }
+    }
 }
 
 /// Runs `work` while extending the message's visibility, so a slow job is never delivered
@@ -268,7 +301,8 @@ fn classify(failure: JobFailure, last_attempt: bool) -> Result<Ending, (String, 
     }
 }
 
-/// Acts on the decision: result and delete, dead letter, backoff, or release.
+/// Acts on the decision: result and delete, dead letter, backoff, or release. True when the job
+/// ended (its result is on its way), false when its message was handed back to come again.
 async fn settle(
     decision: Decision,
     message: &Received,
@@ -276,7 +310,7 @@ async fn settle(
     context: &WorkerContext,
     started_at: SystemTime,
     started: Instant,
-) {
+) -> bool {
     let ack = &context.acknowledger;
     match decision {
         Decision::Final { facts, ending, dry_run } => {
@@ -286,7 +320,7 @@ async fn settle(
                 Facts::Salvaged(header) => JobFacts::Salvaged(header),
             };
             let result = JobResult::new(job_facts, &delivery, ending, dry_run);
-            finish(result, message, worker, context, started.elapsed()).await;
+            finish(result, message, worker, context, started.elapsed()).await
         }
         Decision::Retry { code, reason } => {
             let delay = backoff(&context.config, message.receive_count);
@@ -294,12 +328,26 @@ async fn settle(
             if let Err(error) = ack.set_visibility(message, delay).await {
                 tracing::warn!(%error, "Could not set the retry delay; the message returns after its visibility timeout.");
             }
+            false
         }
         Decision::Released => {
             events::job_released();
             if let Err(error) = ack.set_visibility(message, Duration::ZERO).await {
                 tracing::warn!(%error, "Could not release the message; it returns after its visibility timeout.");
             }
+            false
+        }
+        Decision::HeldBack => {
+            // Visible again at once, but SQS keeps the group locked while the earlier message
+            // is hidden, and hands that one out first.
+            tracing::info!(
+                group = message.group_id.as_deref().unwrap_or_default(),
+                "An earlier message of this FIFO group, received in the same batch, will come back first; this one is handed back without running, to keep the group's order."
+            );
+            if let Err(error) = ack.set_visibility(message, Duration::ZERO).await {
+                tracing::warn!(%error, "Could not hand the message back; it returns after its visibility timeout.");
+            }
+            false
         }
     }
 }
@@ -309,14 +357,14 @@ async fn settle(
 const NO_ACCOUNT_GROUP: &str = "rootwarden-no-account";
 
 /// Records the result, then acknowledges: dead letter first (so nothing is lost), then the
-/// result and the delete.
+/// result and the delete. False when the message was left to come back instead.
 async fn finish(
     mut result: JobResult,
     message: &Received,
     worker: OwnedSemaphorePermit,
     context: &WorkerContext,
     elapsed: Duration,
-) {
+) -> bool {
     let ack = &context.acknowledger;
     tracing::Span::current().record("rootwarden.outcome", result.outcome.as_str());
     let group = result.account_id.clone().filter(|a| crate::job::is_account_id(a)).unwrap_or(NO_ACCOUNT_GROUP.into());
@@ -339,7 +387,7 @@ async fn finish(
                     if let Err(error) = ack.set_visibility(message, delay).await {
                         tracing::warn!(%error, "Could not set the retry delay; the message returns after its visibility timeout.");
                     }
-                    return;
+                    return false;
                 }
                 result.note(&format!(
                     "the dead-letter queue cannot hold this message ({size} bytes with the reason, its limit {limit}): it is left in the intake queue for SQS's redrive policy"
@@ -349,13 +397,14 @@ async fn finish(
             Err(error) => {
                 // The message stays in the intake queue and comes back; its result is written then.
                 tracing::error!(%error, "Could not move the message to the dead-letter queue; it will be delivered again.");
-                return;
+                return false;
             }
         }
     }
     let result_json = serde_json::to_string(&result).expect("results serialize");
     events::job_ended(&context.metrics, &result, &result_json, elapsed);
     ack.complete(message, result_json, &group, worker, disposal);
+    true
 }
 
 /// Exponential backoff by receive count, with jitter so that retries of a burst spread out.

@@ -1,9 +1,10 @@
 //! FIFO queues end to end (intake, dead-letter and results queues all FIFO): each outcome kind,
 //! a retry with backoff, `submit` and a sweep posting with groups and deduplication ids; the
-//! groups and deduplication ids of results and dead letters; and the README's scaling recipe
-//! with three replicas: one SIGKILLed with jobs in flight, the others finish everything, and
-//! with a FIFO intake no two jobs of one account ever run at once across the replicas (the
-//! local environment counts each account's root-session calls in flight).
+//! groups and deduplication ids of results and dead letters; a job backing off holding back its
+//! account's later jobs and no other account's; and the README's scaling recipe with three
+//! replicas: one SIGKILLed with jobs in flight, the others finish everything, and with a FIFO
+//! intake no two jobs of one account ever run at once across the replicas (the local
+//! environment counts each account's root-session calls in flight).
 
 mod support;
 
@@ -185,6 +186,107 @@ async fn results_and_dead_letters_carry_their_group_and_the_intake_message_id_as
         assert_eq!(message.deduplication_id, intake_ids[key], "{key}: a dead letter is deduplicated by its intake message id");
     }
     daemon.stop().await;
+}
+
+/// Waits (bounded by `WAIT`) until `condition` holds, leaving the runtime's threads to the daemon.
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < WAIT, "{what}: not within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// README (FIFO queues): "a job backing off after a transient failure holds back its account's
+/// later jobs until it is done", and (the account is the message group) no other account's.
+///
+/// Job A fails transiently (its first AWS call, GetBucketPolicy, answers ServiceUnavailable) for
+/// as long as the fault is in place, and the fault is removed only once the other account's job
+/// has its result and A has failed twice: so A backs off while everything else could run, and
+/// comes back at least once with its account's jobs handed back with it. One job of A's account
+/// is posted with A (the daemon receives both in one batch), another while A backs off. Both
+/// must start only after A has ended, in order, and succeed; the other account's job (received
+/// in the same batch) must end while A still backs off, on its first attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_backing_off_holds_back_its_accounts_later_jobs_but_no_other_accounts() {
+    let local = LocalAws::start();
+    let seed = local.seed_with(3, 1, 0, &["--fifo"]);
+    let (bucket, account) = seed.locked_buckets()[0].clone();
+    let other = seed.accounts().into_iter().find(|a| *a != account).unwrap();
+    let queues = Queues::new(&local, &seed).await;
+    // A backs off as often as the machine's pace makes it: neither SQS's redrive policy nor the
+    // daemon's last attempt may end it before the fault is removed.
+    let intake = seed.queue("intake");
+    let redrive = queues
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&intake)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy]
+        .clone();
+    let mut redrive: Value = serde_json::from_str(&redrive).unwrap();
+    redrive["maxReceiveCount"] = json!(1000);
+    queues
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&intake)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut config = config(&local, &seed);
+    config.intake.max_receive_count = 1000;
+
+    local.fault(json!({"service": "s3", "operation": "GetBucketPolicy", "error": "ServiceUnavailable"}));
+    let fired = || local.get("/_localaws/faults")["faults"][0]["fired"].as_u64().unwrap();
+    queues.send(&job("backing-off", &account, "S3UnlockBucketPolicy", json!({"bucket": bucket}))).await;
+    queues.send(&job("same-account-with-it", &account, "IAMAuditRootUserCredentials", json!({}))).await;
+    queues.send(&job("other-account", &other, "IAMAuditRootUserCredentials", json!({}))).await;
+    let daemon = RunningDaemon::start(config).await;
+    wait_until("A's first attempt failed", || fired() >= 1).await;
+    queues.send(&job("same-account-after", &account, "IAMAuditRootUserCredentials", json!({}))).await;
+
+    // The other account's job ends while A cannot (the fault is removed only then): it was not
+    // held back.
+    let mut results = queues.results(1, WAIT).await;
+    assert!(results.iter().any(|r| r["job_id"] == "other-account"), "the other account's job ended first: {results:?}");
+    // A comes back at least once with the jobs of its account handed back with it.
+    wait_until("A's second attempt failed", || fired() >= 2).await;
+    let backoffs_before_removal = fired();
+    local.delete("/_localaws/faults");
+    results.extend(queues.results_until_quiet(4usize.saturating_sub(results.len()), Duration::from_secs(3), WAIT).await);
+    daemon.stop().await;
+
+    let by_job: BTreeMap<&str, &Value> = results.iter().map(|r| (r["job_id"].as_str().unwrap(), r)).collect();
+    assert_eq!(results.len(), 4, "one result per job: {results:#?}");
+    assert!(by_job.values().all(|r| r["outcome"] == "succeeded"), "{results:#?}");
+    let (a, with_it, after, other) =
+        (by_job["backing-off"], by_job["same-account-with-it"], by_job["same-account-after"], by_job["other-account"]);
+    let at = |r: &Value, field: &str| r[field].as_str().unwrap().to_owned();
+    assert!(a["attempt"].as_u64().unwrap() >= 3, "A backed off twice first: {a}");
+    println!("A failed {backoffs_before_removal} times before the fault was removed; A ended on attempt {}", a["attempt"]);
+    // RFC 3339 in UTC with milliseconds: text order is time order.
+    assert!(
+        at(with_it, "started_at") >= at(a, "finished_at"),
+        "the job received with A started after A ended:\n{a}\n{with_it}"
+    );
+    assert!(
+        at(after, "started_at") >= at(a, "finished_at"),
+        "the job posted during A's backoff started after A ended:\n{a}\n{after}"
+    );
+    assert!(
+        at(after, "started_at") >= at(with_it, "finished_at"),
+        "one account's jobs in the order posted:\n{with_it}\n{after}"
+    );
+    // Its result was read while A could not end (the fault was still in place), so it ended
+    // first; held back like A's account's jobs, it would not have ended before A at all.
+    assert_eq!(other["attempt"], 1, "the other account's job ran at once: {other}");
+    assert!(at(other, "finished_at") < at(a, "finished_at"), "the other account's job ended before A:\n{other}\n{a}");
+    assert_eq!(queues.intake_depth().await, (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
