@@ -230,8 +230,7 @@ async fn run_one_job(rust_log: &str, through_proxy: bool, traceparent: &str) -> 
     daemon.signal("TERM");
     let status = tokio::task::block_in_place(|| daemon.wait(Duration::from_secs(30)));
     assert!(status.success(), "{status:?}\n{}", daemon.log());
-    // Give the stream readers a moment to collect the last lines.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Exited and its log readers joined: every line is in.
     let log = daemon.log();
     Run { receiver, result, message_id, log, proxy, _local: local }
 }

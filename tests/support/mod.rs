@@ -462,24 +462,34 @@ pub fn job(job_id: &str, account: &str, task: &str, extra: Value) -> String {
 
 /// Collects a child's stdout and stderr lines as they come (the child must pipe both).
 pub fn collect_lines(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    collect_lines_with_readers(child).0
+}
+
+/// [`collect_lines`], with the reader threads: each ends at its stream's end, so once the child
+/// has exited, joining them means every line it wrote is collected.
+fn collect_lines_with_readers(
+    child: &mut Child,
+) -> (std::sync::Arc<std::sync::Mutex<Vec<String>>>, Vec<std::thread::JoinHandle<()>>) {
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut readers = Vec::new();
     for stream in
         [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())]
     {
         let lines = lines.clone();
-        std::thread::spawn(move || {
+        readers.push(std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 lines.lock().unwrap().push(line);
             }
-        });
+        }));
     }
-    lines
+    (lines, readers)
 }
 
 /// The `rootwarden` binary running as a child process, its log lines collected as they come.
 pub struct DaemonProcess {
     child: Child,
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
     /// Directory holding its configuration file.
     pub dir: std::path::PathBuf,
 }
@@ -513,8 +523,8 @@ impl DaemonProcess {
             command.env(key, value);
         }
         let mut child = command.spawn().unwrap();
-        let lines = collect_lines(&mut child);
-        Self { child, lines, dir }
+        let (lines, readers) = collect_lines_with_readers(&mut child);
+        Self { child, lines, readers, dir }
     }
 
     /// Sends a signal by PID.
@@ -540,10 +550,15 @@ impl DaemonProcess {
         self.lines.lock().unwrap().join("\n")
     }
 
-    /// Waits for exit (bounded) and returns the status.
+    /// Waits for exit (bounded) and returns the status; then every line the daemon wrote is in
+    /// [`log`](Self::log).
     pub fn wait(&mut self, deadline: Duration) -> std::process::ExitStatus {
-        wait_with_deadline(&mut self.child, deadline)
-            .unwrap_or_else(|| panic!("the daemon did not exit in {deadline:?}:\n{}", self.log()))
+        let status = wait_with_deadline(&mut self.child, deadline)
+            .unwrap_or_else(|| panic!("the daemon did not exit in {deadline:?}:\n{}", self.log()));
+        for reader in self.readers.drain(..) {
+            reader.join().expect("a log reader");
+        }
+        status
     }
 }
 
