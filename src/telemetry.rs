@@ -64,12 +64,7 @@ pub fn init(config: &TelemetryConfig, env: &HashMap<String, String>) -> anyhow::
 /// Spans always get trace ids (log lines carry them); they leave the process only when an OTLP
 /// endpoint is set in the configuration or in `OTEL_EXPORTER_OTLP_ENDPOINT`.
 fn tracer_provider(config: &TelemetryConfig, env: &HashMap<String, String>) -> anyhow::Result<SdkTracerProvider> {
-    let mut resource = opentelemetry_sdk::Resource::builder();
-    if !env.contains_key("OTEL_SERVICE_NAME") {
-        resource = resource.with_service_name("rootwarden");
-    }
-    let resource = resource.with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))).build();
-    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    let mut builder = SdkTracerProvider::builder().with_resource(resource(env));
     let from_env = env.get("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|e| !e.is_empty());
     if !config.otlp_endpoint.is_empty() || from_env.is_some() {
         use opentelemetry_otlp::WithExportConfig;
@@ -81,6 +76,28 @@ fn tracer_provider(config: &TelemetryConfig, env: &HashMap<String, String>) -> a
         builder = builder.with_batch_exporter(exporter.build()?);
     }
     Ok(builder.build())
+}
+
+/// The exported resource: the SDK's attributes and `OTEL_RESOURCE_ATTRIBUTES` (its detectors),
+/// `service.version`, and the service name by OpenTelemetry's precedence: `OTEL_SERVICE_NAME`,
+/// else a `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, else `rootwarden`. An empty variable
+/// counts as unset. (The SDK alone would let the attribute override `OTEL_SERVICE_NAME`.)
+fn resource(env: &HashMap<String, String>) -> opentelemetry_sdk::Resource {
+    let set = |key: &str| env.get(key).map(|value| value.trim()).filter(|value| !value.is_empty());
+    let from_attributes = || {
+        // Parsed as the SDK's detector parses it: `key=value` entries, the last one winning.
+        set("OTEL_RESOURCE_ATTRIBUTES")?
+            .split_terminator(',')
+            .rev()
+            .filter_map(|entry| entry.split_once('='))
+            .find(|(key, _)| key.trim() == "service.name")
+            .map(|(_, value)| value.trim())
+    };
+    let service_name = set("OTEL_SERVICE_NAME").or_else(from_attributes).unwrap_or("rootwarden");
+    opentelemetry_sdk::Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// Makes `span` a child of the producer's W3C `traceparent`, so a ticket's trace continues into

@@ -1,7 +1,9 @@
 //! Traces as a collector receives them: the `rootwarden` binary exports over OTLP/HTTP to a
 //! receiver in this test, which decodes the protobuf requests (opentelemetry-proto). One job
 //! must arrive as its span tree under the producer's `traceparent`, with the attributes
-//! DESIGN.md promises, and no root session secret may appear in a span or a log line.
+//! DESIGN.md promises, and no root session secret may appear in a span or a log line. README's
+//! configuration promises are checked too: `telemetry.otlp_endpoint` alone turns export on, and
+//! the resource carries `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` and `service.version`.
 
 mod support;
 
@@ -185,6 +187,18 @@ fn descends_from(span: &Span, ancestor: &[u8], spans: &[Span]) -> bool {
     false
 }
 
+/// The JSON log lines inside the job span of message `message_id`, each with that span's fields.
+fn job_log_lines(log: &str, message_id: &str) -> Vec<(String, Value)> {
+    log.lines()
+        .filter_map(|line| {
+            let parsed: Value = serde_json::from_str(line).ok()?;
+            let job =
+                parsed["spans"].as_array()?.iter().find(|s| s["name"] == "job" && s["messaging.message.id"] == message_id)?;
+            Some((line.to_owned(), job.clone()))
+        })
+        .collect()
+}
+
 fn describe(spans: &[Span]) -> String {
     spans.iter().map(|s| format!("{} {:?}", s.name, attributes(&s.attributes))).collect::<Vec<_>>().join("\n")
 }
@@ -199,29 +213,53 @@ struct Run {
     _local: LocalAws,
 }
 
+/// Where the binary learns the receiver's address.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`
+    Environment,
+    /// `telemetry.otlp_endpoint` in the configuration file
+    Configuration,
+}
+
 /// Runs the binary with OTLP export to a receiver (and, with `through_proxy`, AWS behind a
 /// `TeeProxy`), posts one S3 unlock carrying `traceparent`, waits for its result, and stops the
 /// daemon with SIGTERM: the exporter flushes its spans on the way out.
 async fn run_one_job(rust_log: &str, through_proxy: bool, traceparent: &str) -> Run {
+    run_one_job_with(
+        Endpoint::Environment,
+        &[("OTEL_SERVICE_NAME", "rootwarden-test"), ("RUST_LOG", rust_log)],
+        through_proxy,
+        traceparent,
+    )
+    .await
+}
+
+/// [`run_one_job`], the endpoint given through `endpoint`, and `env` the child's only other
+/// variables.
+async fn run_one_job_with(endpoint: Endpoint, env: &[(&str, &str)], through_proxy: bool, traceparent: &str) -> Run {
     let local = LocalAws::start();
     let seed = local.seed(2, 1, 0);
     let (bucket, account) = seed.locked_buckets().remove(0);
     let receiver = OtlpReceiver::start().await;
-    let mut config = config_toml(&local, &seed, "");
+    // `config_toml` puts the extra lines in its [telemetry] section.
+    let telemetry = match endpoint {
+        Endpoint::Configuration => format!("otlp_endpoint = \"{}\"", receiver.endpoint),
+        Endpoint::Environment => String::new(),
+    };
+    let mut config = config_toml(&local, &seed, &telemetry);
+    assert!(config.contains(&format!("[telemetry]\nlisten = \"127.0.0.1:0\"\n{telemetry}\n")));
     let proxy = if through_proxy { Some(TeeProxy::start(&local.endpoint).await) } else { None };
     if let Some(proxy) = &proxy {
         let direct = format!("endpoint_url = \"{}\"", local.endpoint);
         assert!(config.contains(&direct));
         config = config.replace(&direct, &format!("endpoint_url = \"{}\"", proxy.endpoint));
     }
-    let mut daemon = DaemonProcess::start(
-        &config,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
-            ("OTEL_SERVICE_NAME", "rootwarden-test"),
-            ("RUST_LOG", rust_log),
-        ],
-    );
+    let mut env = env.to_vec();
+    if let Endpoint::Environment = endpoint {
+        env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()));
+    }
+    let mut daemon = DaemonProcess::start(&config, &env);
     let queues = Queues::new(&local, &seed).await;
     let body = job("otlp-unlock", &account, "S3UnlockBucketPolicy", json!({"bucket": bucket}));
     let message_id = queues.send_with(&body, Some(traceparent)).await;
@@ -233,6 +271,18 @@ async fn run_one_job(rust_log: &str, through_proxy: bool, traceparent: &str) -> 
     // Exited and its log readers joined: every line is in.
     let log = daemon.log();
     Run { receiver, result, message_id, log, proxy, _local: local }
+}
+
+/// The one `rootwarden.job` span of the trace `trace_id`, and the resource attributes of every
+/// span received (after checking that some arrived).
+fn job_span_and_resources(run: &Run, trace_id: &[u8]) -> (Span, Vec<HashMap<String, String>>) {
+    let with_resources = run.receiver.spans();
+    assert!(!with_resources.is_empty(), "no span was exported\n{}", run.log);
+    let spans: Vec<Span> = with_resources.iter().map(|(_, s)| s.clone()).collect();
+    let jobs: Vec<&Span> = spans.iter().filter(|s| s.trace_id == trace_id && s.name == "rootwarden.job").collect();
+    assert_eq!(jobs.len(), 1, "one job span in the upstream trace; exported:\n{}", describe(&spans));
+    let resources = with_resources.iter().map(|(resource, _)| attributes(resource)).collect();
+    (jobs[0].clone(), resources)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,6 +321,14 @@ async fn one_job_is_exported_as_its_span_tree_under_the_upstream_trace() {
         assert_eq!(job_attributes.get(key).map(String::as_str), Some(value), "job span attribute {key}: {job_attributes:?}");
     }
     assert!(job_attributes["rootwarden.root_session.access_key_id"].starts_with("ASIA"));
+
+    // The job's JSON log lines name the trace a collector holds: the producer's.
+    let trace_hex: String = trace_id.iter().map(|b| format!("{b:02x}")).collect();
+    let job_lines = job_log_lines(&log, &message_id);
+    assert!(!job_lines.is_empty(), "no log line of the job\n{log}");
+    for (line, job) in &job_lines {
+        assert_eq!(job["trace_id"], trace_hex.as_str(), "{line}");
+    }
 
     // AssumeRoot and every AWS call of the job are below the job span, with the RPC attributes.
     let rpc: Vec<&Span> =
@@ -332,4 +390,77 @@ async fn root_session_secrets_stay_out_of_traces_and_logs() {
         }
     }
     assert!(leaks.is_empty(), "root session secrets leaked:\n{}", leaks.join("\n"));
+}
+
+/// README, configuration: `telemetry.otlp_endpoint` turns export on as
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` does. Only the configuration file names the receiver here, and
+/// the job's spans arrive with the default resource. `OTEL_EXPORTER_OTLP_ENDPOINT` and
+/// `OTEL_SERVICE_NAME` are set empty, which OpenTelemetry reads as unset: so a variable in the
+/// test's own environment cannot stand in for the key, and an empty name is no name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_key_alone_turns_on_trace_export() {
+    let (traceparent, trace_id, parent_span_id) = upstream_traceparent();
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", ""), ("OTEL_SERVICE_NAME", "")];
+    let run = run_one_job_with(Endpoint::Configuration, &env, false, &traceparent).await;
+
+    let (job_span, resources) = job_span_and_resources(&run, &trace_id);
+    assert_eq!(job_span.parent_span_id, parent_span_id, "the job span's parent is the upstream span");
+    let job_attributes = attributes(&job_span.attributes);
+    assert_eq!(job_attributes.get("rootwarden.job_id").map(String::as_str), Some("otlp-unlock"), "{job_attributes:?}");
+    assert_eq!(job_attributes.get("messaging.message.id"), Some(&run.message_id), "{job_attributes:?}");
+    let names: Vec<String> =
+        run.receiver.spans().into_iter().filter(|(_, s)| s.trace_id == trace_id).map(|(_, s)| s.name).collect();
+    assert!(names.iter().any(|n| n == "sts.AssumeRoot"), "the AWS call spans come too: {names:?}");
+    for resource in &resources {
+        assert_eq!(resource.get("service.name").map(String::as_str), Some("rootwarden"), "{resource:?}");
+        assert_eq!(resource.get("service.version").map(String::as_str), Some(env!("CARGO_PKG_VERSION")), "{resource:?}");
+    }
+    assert_eq!(run.result["root_session_access_key_id"], job_attributes["rootwarden.root_session.access_key_id"].as_str());
+}
+
+/// README, "Logs and traces": `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` are honored.
+/// Every exported span's resource carries the attributes and `service.version`, and the service
+/// name is `OTEL_SERVICE_NAME`'s, which takes precedence over a `service.name` in
+/// `OTEL_RESOURCE_ATTRIBUTES` (OpenTelemetry's rule).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resource_carries_otel_service_name_and_otel_resource_attributes() {
+    let (traceparent, trace_id, _) = upstream_traceparent();
+    let env = [
+        ("OTEL_SERVICE_NAME", "rootwarden-staging"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment=test,team=security,service.name=overridden-by-otel-service-name",
+        ),
+    ];
+    let run = run_one_job_with(Endpoint::Environment, &env, false, &traceparent).await;
+
+    let (_, resources) = job_span_and_resources(&run, &trace_id);
+    let expected = [
+        ("service.name", "rootwarden-staging"),
+        ("service.version", env!("CARGO_PKG_VERSION")),
+        ("deployment.environment", "test"),
+        ("team", "security"),
+    ];
+    for resource in &resources {
+        for (key, value) in expected {
+            assert_eq!(resource.get(key).map(String::as_str), Some(value), "resource attribute {key}: {resource:?}");
+        }
+    }
+}
+
+/// Without `OTEL_SERVICE_NAME`, a `service.name` in `OTEL_RESOURCE_ATTRIBUTES` names the
+/// service; `rootwarden` is only the default when neither variable names one
+/// (`the_configuration_key_alone_turns_on_trace_export`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_name_in_otel_resource_attributes_stands_without_otel_service_name() {
+    let (traceparent, trace_id, _) = upstream_traceparent();
+    let env = [("OTEL_RESOURCE_ATTRIBUTES", "service.name=rootwarden-payments,team=security")];
+    let run = run_one_job_with(Endpoint::Environment, &env, false, &traceparent).await;
+
+    let (_, resources) = job_span_and_resources(&run, &trace_id);
+    for resource in &resources {
+        assert_eq!(resource.get("service.name").map(String::as_str), Some("rootwarden-payments"), "{resource:?}");
+        assert_eq!(resource.get("team").map(String::as_str), Some("security"), "{resource:?}");
+        assert_eq!(resource.get("service.version").map(String::as_str), Some(env!("CARGO_PKG_VERSION")), "{resource:?}");
+    }
 }
