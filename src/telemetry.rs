@@ -7,9 +7,11 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Level;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -37,8 +39,19 @@ pub fn init(config: &TelemetryConfig, env: &HashMap<String, String>) -> anyhow::
     let otel_layer = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("rootwarden"))
         .with_filter(EnvFilter::new("rootwarden=info"));
-    let log_filter =
-        || EnvFilter::try_new(env.get("RUST_LOG").map_or("info", String::as_str)).unwrap_or_else(|_| EnvFilter::new("info"));
+    // RUST_LOG chooses the lines; the lines keep the fields of the rootwarden spans they are in
+    // (job id, trace id, …) whatever it says, so those spans always reach the log layer. A span
+    // alone writes no line.
+    let log_filter = || {
+        let lines =
+            EnvFilter::try_new(env.get("RUST_LOG").map_or("info", String::as_str)).unwrap_or_else(|_| EnvFilter::new("info"));
+        let our_spans = filter_fn(|meta| {
+            meta.is_span()
+                && *meta.level() <= Level::INFO
+                && (meta.target() == "rootwarden" || meta.target().starts_with("rootwarden::"))
+        });
+        lines.or(our_spans.with_max_level_hint(Level::INFO))
+    };
     let registry = tracing_subscriber::registry().with(otel_layer);
     match config.log_format {
         LogFormat::Json => registry
