@@ -312,6 +312,12 @@ async fn settle(
     started: Instant,
 ) -> bool {
     let ack = &context.acknowledger;
+    let decision = match decision {
+        Decision::Released | Decision::HeldBack if message.receive_count >= context.config.intake.max_receive_count => {
+            last_attempt_handed_back(&decision, message, context)
+        }
+        decision => decision,
+    };
     match decision {
         Decision::Final { facts, ending, dry_run } => {
             let delivery = Delivery { message_id: message.message_id.clone(), attempt: message.receive_count, started_at };
@@ -350,6 +356,24 @@ async fn settle(
             false
         }
     }
+}
+
+/// A message that would be handed back on its last allowed attempt ends here instead, `failed`
+/// with its reason: handed back, its next receive would pass the queue's redrive
+/// `maxReceiveCount` (kept equal to `intake.max_receive_count`), and SQS would move it to the
+/// dead-letter queue itself, with no result and no reason. Redriven from there, it runs again.
+fn last_attempt_handed_back(decision: &Decision, message: &Received, context: &WorkerContext) -> Decision {
+    let attempts = context.config.intake.max_receive_count;
+    let (code, why) = match decision {
+        Decision::Released => ("ReleasedOnLastAttempt", "the shutdown grace ran out while it ran"),
+        _ => ("HeldBackOnLastAttempt", "an earlier message of its FIFO group came back first"),
+    };
+    let reason = format!(
+        "{why}, on its last attempt ({} of intake.max_receive_count {attempts}): redrive it from the dead-letter queue to run it again",
+        message.receive_count
+    );
+    let facts = Box::new(Facts::Salvaged(JobHeader::salvage(&message.body)));
+    Decision::Final { facts, ending: Ending::failed(code, reason, None), dry_run: false }
 }
 
 /// The FIFO message group of a job's result and dead-letter copy: its account, or one group

@@ -69,6 +69,31 @@ async fn jobs_past_the_grace_are_released_to_another_replica_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cut_short_on_its_last_attempt_ends_failed_with_its_reason_not_silently_redriven() {
+    let local = LocalAws::start();
+    let seed = local.seed(2, 1, 0);
+    let queues = Queues::new(&local, &seed).await;
+    let (bucket, account) = seed.locked_buckets().remove(0);
+    queues.send(&job("last-try", &account, "S3UnlockBucketPolicy", json!({"bucket": bucket}))).await;
+    local.fault(json!({"service": "s3", "operation": "GetBucketPolicy", "latency_ms": 20000, "count": 1}));
+    // Every receive is the last allowed attempt: handed back, the message would next be moved
+    // by the queue's redrive policy, with no result and no reason.
+    let config = config_toml(&local, &seed, "[shutdown]\ngrace = \"1s\"");
+    let mut daemon = DaemonProcess::start(&config.replacen("[intake]\n", "[intake]\nmax_receive_count = 1\n", 1), &[]);
+    wait_for_calls(&local, "s3.GetBucketPolicy", 1);
+
+    daemon.signal("TERM");
+    assert!(daemon.wait(Duration::from_secs(15)).success(), "{}", daemon.log());
+    let result = queues.results(1, WAIT).await.remove(0);
+    assert_eq!((result["job_id"].as_str(), result["outcome"].as_str()), (Some("last-try"), Some("failed")), "{result}");
+    assert_eq!(result["error_code"], "ReleasedOnLastAttempt", "{result}");
+    let dead = queues.dead_letters(1, WAIT).await;
+    assert_eq!(dead[0].1, "failed", "{dead:?}");
+    assert!(dead[0].2.contains("shutdown"), "the reason says why: {dead:?}");
+    assert_eq!(queues.intake_depth().await, (0, 0), "ended: not handed back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_policy_and_refuses_an_invalid_one() {
     let local = LocalAws::start();
     let seed = local.seed(2, 0, 0);
