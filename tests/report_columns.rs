@@ -121,8 +121,7 @@ async fn the_audit_csv_has_the_script_columns_with_the_script_values() {
     let mut reader = csv::Reader::from_path(&outcome.paths.csv).unwrap();
     let headers: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(headers[..6].join(","), SCRIPT_HEADER, "the script's header, in its order");
-    let rows: Vec<BTreeMap<String, String>> =
-        reader.records().map(|r| headers.iter().cloned().zip(r.unwrap().iter().map(String::from)).collect()).collect();
+    let rows = csv_rows(&outcome.paths.csv);
     assert_eq!(rows.len(), ACCOUNTS);
 
     let (mut more_than_root, mut never_used, mut used) = (0, 0, 0);

@@ -40,15 +40,6 @@ fn options(seed: &Seed, task: Task, report: PathBuf) -> SweepOptions {
     options
 }
 
-fn csv_rows(path: &std::path::Path) -> Vec<BTreeMap<String, String>> {
-    let mut reader = csv::Reader::from_path(path).unwrap();
-    let headers = reader.headers().unwrap().clone();
-    reader
-        .records()
-        .map(|r| headers.iter().map(String::from).zip(r.unwrap().iter().map(String::from)).collect())
-        .collect()
-}
-
 fn ids(list: &Value, key: &str) -> String {
     list.as_array().unwrap().iter().map(|item| item[key].as_str().unwrap()).collect::<Vec<_>>().join(";")
 }

@@ -73,11 +73,8 @@ async fn sweep(dir: &Path, task: &str, report: &str, extra: &[&str]) -> Run {
 
 /// Account → outcome, from a sweep's CSV report.
 fn report_outcomes(dir: &Path, report: &str) -> BTreeMap<String, String> {
-    let mut reader = csv::Reader::from_path(dir.join(format!("{report}.csv"))).unwrap();
-    let headers = reader.headers().unwrap().clone();
-    let column = |name: &str| headers.iter().position(|h| h == name).unwrap_or_else(|| panic!("no {name} column"));
-    let (account, outcome) = (column("AccountId"), column("Outcome"));
-    reader.records().map(|r| r.unwrap()).map(|r| (r[account].to_owned(), r[outcome].to_owned())).collect()
+    let rows = csv_rows(&dir.join(format!("{report}.csv")));
+    rows.into_iter().map(|mut row| (row.remove("AccountId").unwrap(), row.remove("Outcome").unwrap())).collect()
 }
 
 /// Account → the `error_code` of its result, from a sweep's state file.

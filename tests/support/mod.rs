@@ -451,6 +451,16 @@ pub fn rand_id() -> u128 {
     rand::random()
 }
 
+/// A CSV report's rows, each as column name → value.
+pub fn csv_rows(path: &std::path::Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| headers.iter().map(String::from).zip(r.unwrap().iter().map(String::from)).collect())
+        .collect()
+}
+
 /// A v1 job body.
 pub fn job(job_id: &str, account: &str, task: &str, extra: Value) -> String {
     let mut body = json!({"version": 1, "job_id": job_id, "account_id": account, "task": task, "ticket": "CHG-1"});
