@@ -205,7 +205,8 @@ pub const MAX_FINDINGS_BYTES: usize = 128 * 1024;
 /// How much of oversized findings the marker keeps.
 const FINDINGS_PREVIEW_CHARS: usize = 4096;
 
-fn cut_reason(reason: &str) -> String {
+/// `reason`, cut to [`MAX_REASON_CHARS`] with a note of how much was cut.
+pub fn cut_reason(reason: &str) -> String {
     let total = reason.chars().count();
     if total <= MAX_REASON_CHARS {
         return reason.to_owned();

@@ -11,11 +11,12 @@
 use futures::{StreamExt, stream};
 use serde_json::{Value, json};
 
-use super::findings_room::{FindingsRoom, entry_reason};
+use super::findings_room::FindingsRoom;
 use super::unlock::{self, Resource};
 use super::{TaskContext, TaskError, TaskReport};
 use crate::aws::{AwsCallError, ErrorClass};
 use crate::job::{PolicyChange, Task};
+use crate::outcome::cut_reason;
 use crate::resource_policy::{PolicyDocument, Service};
 
 /// Policies read at once. A root session's calls are few and light; eight keeps an account of
@@ -71,7 +72,7 @@ pub(super) async fn run(
             Inspection::Unreadable(error) => {
                 let entry = json!({
                     key: name, "region": candidate.region, "error_code": error.code,
-                    "reason": entry_reason(error.to_string()),
+                    "reason": cut_reason(&error.to_string()),
                 });
                 if room.take(&entry) { errors.push(entry) } else { tally.unlisted_errors += 1 }
             }
@@ -201,7 +202,7 @@ async fn unlock_one(
         Ok(plan) => plan,
         Err(error) => {
             entry["outcome"] = json!("failed");
-            entry["reason"] = json!(entry_reason(error.to_string()));
+            entry["reason"] = json!(cut_reason(&error.to_string()));
             return (Ending::Failed, room.take(&entry).then_some(entry));
         }
     };
@@ -233,7 +234,7 @@ async fn unlock_one(
             Err(error) => {
                 entry["outcome"] = json!("failed");
                 entry["error_code"] = json!(error.code);
-                entry["reason"] = json!(entry_reason(error.to_string()));
+                entry["reason"] = json!(cut_reason(&error.to_string()));
                 Ending::Failed
             }
         }

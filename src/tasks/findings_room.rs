@@ -13,11 +13,8 @@ use crate::outcome::MAX_FINDINGS_BYTES;
 const HEADROOM: usize = 4 * 1024;
 
 /// What an entry may grow by after its room is reserved: its outcome, error code and reason
-/// (the reason is cut to [`MAX_ENTRY_REASON_CHARS`]).
+/// (the reason cut by [`crate::outcome::cut_reason`], as a result's own is).
 const OUTCOME_ALLOWANCE: usize = 1536;
-
-/// A resource's reason is cut to this many characters, so [`OUTCOME_ALLOWANCE`] holds.
-pub(super) const MAX_ENTRY_REASON_CHARS: usize = 1024;
 
 /// The bytes a discovery's `locked` and `errors` lists may still take.
 pub(super) struct FindingsRoom {
@@ -66,20 +63,12 @@ fn cost(entry: &Value) -> usize {
     serde_json::to_vec(entry).map_or(usize::MAX / 2, |text| text.len() + 1)
 }
 
-/// `reason`, cut to [`MAX_ENTRY_REASON_CHARS`].
-pub(super) fn entry_reason(reason: String) -> String {
-    if reason.chars().count() <= MAX_ENTRY_REASON_CHARS {
-        return reason;
-    }
-    let kept: String = reason.chars().take(MAX_ENTRY_REASON_CHARS).collect();
-    format!("{kept}…")
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::outcome::cut_reason;
 
     #[test]
     fn entries_are_taken_until_the_room_is_spent_and_a_reservation_gives_back_what_it_did_not_use() {
@@ -99,8 +88,7 @@ mod tests {
 
     #[test]
     fn a_long_reason_is_cut_so_the_allowance_holds() {
-        let reason = entry_reason("x".repeat(5000));
-        assert_eq!(reason.chars().count(), MAX_ENTRY_REASON_CHARS + 1);
+        let reason = cut_reason(&"x".repeat(5000));
         assert!(json!({"outcome": "failed", "error_code": "SlowDown", "reason": reason}).to_string().len() < OUTCOME_ALLOWANCE);
     }
 }
