@@ -354,3 +354,36 @@ async fn previous_policies_too_many_for_one_result_are_unlocked_over_several_dis
     assert_eq!(result["findings"]["locked"], json!([]), "{result}");
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_buckets_past_what_a_result_can_list_are_counted_in_unlisted() {
+    const BUCKETS: usize = 1200;
+    let local = LocalAws::start();
+    let seed = local.seed(1, 0, 0);
+    let account = seed.accounts()[0].clone();
+    let locked = policy(vec![statement("DenyAll", "Deny", "s3:*", None)]);
+    let buckets: Vec<Value> = (0..BUCKETS)
+        .map(|i| json!({"account_id": account, "name": format!("many-{i:04}"), "region": "us-east-1", "policy": locked}))
+        .collect();
+    local.post("/_localaws/resources", json!({"buckets": buckets}));
+    let queues = Queues::new(&local, &seed).await;
+    let daemon = RunningDaemon::start(config(&local, &seed)).await;
+
+    queues
+        .send(&job("many-dry", &account, "S3UnlockBucketPolicy", json!({"discover": true, "dry_run": true})))
+        .await;
+    let result = queues.results(1, WAIT).await.remove(0);
+    let findings = &result["findings"];
+    let listed = findings["locked"].as_array().unwrap_or_else(|| panic!("locked listed: {result}")).len();
+    let unlisted = findings["unlisted"]["locked"].as_u64().unwrap() as usize;
+    assert!(listed > 0 && unlisted > 0, "{listed} listed, {unlisted} unlisted");
+    assert_eq!(listed + unlisted, BUCKETS, "every locked bucket listed or counted");
+    assert_eq!(findings["left_locked"].as_u64(), Some(BUCKETS as u64));
+    assert!(
+        result["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{unlisted} resource(s) found are counted but not listed"))
+    );
+    daemon.stop().await;
+}
